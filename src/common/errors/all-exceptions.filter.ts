@@ -1,0 +1,91 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ERROR_CATALOGUE, ErrorCode, codeForStatus } from './error-catalogue';
+import { errorBody } from './error-body';
+import { GatewayException } from './gateway.exception';
+import { applySecurityHeaders } from '../http/security-headers';
+
+interface FrameworkError extends Error {
+  statusCode?: number;
+  code?: string;
+}
+
+/**
+ * Shapes every error the gateway answers (SPEC §9), whoever raised it: our guards, Nest's
+ * validation pipe and router, or Fastify's body parsers. Unknown errors are logged with the
+ * request id and answered as a generic 500, never with a stack or an internal address.
+ */
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Errors');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    const requestId = String(request?.id ?? '');
+    const { status, code, message, extras, headers } = this.describe(exception, requestId);
+
+    if (reply.sent || reply.raw.headersSent) {
+      // Streaming had already begun: the only honest signal left is to cut the connection.
+      reply.raw.destroy();
+      return;
+    }
+    for (const [name, value] of Object.entries(headers)) reply.header(name, value);
+    applySecurityHeaders(reply);
+    void reply.status(status).header('content-type', 'application/json; charset=utf-8').send(errorBody(code, message, requestId, extras));
+  }
+
+  private describe(exception: unknown, requestId: string) {
+    if (exception instanceof GatewayException) {
+      return {
+        status: exception.getStatus(),
+        code: exception.code,
+        message: exception.message,
+        extras: exception.extras,
+        headers: exception.headers,
+      };
+    }
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const code = codeForStatus(status);
+      const response = exception.getResponse();
+      const extras: Record<string, unknown> = {};
+      let message: string = status >= 500 ? ERROR_CATALOGUE[code].message : exception.message;
+      // ValidationPipe answers { message: string[] }: those are the details of validation_failed.
+      if (status === 400 && typeof response === 'object' && Array.isArray((response as { message?: unknown }).message)) {
+        extras.details = (response as { message: string[] }).message;
+        message = 'The request is invalid.';
+      }
+      // Terminus answers 503 with the per-dependency report: keep it, it is what a probe reader needs.
+      if (typeof response === 'object' && (response as { details?: unknown }).details) {
+        extras.details = (response as { details: unknown }).details;
+      }
+      if (status >= 500 && status !== 503) this.logger.error({ requestId, err: exception }, 'request failed');
+      return { status, code, message, extras, headers: {} };
+    }
+    const frameworkError = exception as FrameworkError;
+    if (frameworkError?.statusCode && frameworkError.statusCode >= 400 && frameworkError.statusCode < 500) {
+      // Fastify's own errors (body too large, bad JSON, unknown content type) are client errors.
+      const status = frameworkError.statusCode;
+      const code: ErrorCode = codeForStatus(status);
+      return { status, code, message: publicMessage(frameworkError, code), extras: {}, headers: {} };
+    }
+    this.logger.error({ requestId, err: exception }, 'unhandled error');
+    return { status: 500, code: 'internal_error' as ErrorCode, message: ERROR_CATALOGUE.internal_error.message, extras: {}, headers: {} };
+  }
+}
+
+function publicMessage(error: FrameworkError, code: ErrorCode): string {
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'The body is not valid JSON.';
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return ERROR_CATALOGUE.payload_too_large.message;
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return ERROR_CATALOGUE.unsupported_media_type.message;
+    default:
+      return ERROR_CATALOGUE[code].message;
+  }
+}

@@ -1,0 +1,20 @@
+import { HttpException } from '@nestjs/common';
+import { ERROR_CATALOGUE, ErrorCode } from './error-catalogue';
+
+/** Extra fields that help a client act: `scope`, `quota`, `retryAfter`, `details`. */
+export type ErrorExtras = Record<string, unknown>;
+
+/**
+ * Thrown by guards, services and controllers; the global filter turns it into the body of
+ * SPEC §9. `headers` are set on the error response (WWW-Authenticate, Retry-After, ...).
+ */
+export class GatewayException extends HttpException {
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    readonly extras: ErrorExtras = {},
+    readonly headers: Record<string, string | number> = {},
+  ) {
+    super(message ?? ERROR_CATALOGUE[code].message, ERROR_CATALOGUE[code].status);
+  }
+}

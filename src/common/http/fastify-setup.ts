@@ -1,0 +1,45 @@
+import { randomBytes } from 'node:crypto';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import type { FastifyInstance } from 'fastify';
+import { GatewayConfig } from '../../config/gateway-config';
+import { CidrMatcher } from '../net/cidr';
+import { resolveClientIp } from '../net/client-ip';
+import { RawWithState, RequestState } from './request-context';
+import { requestIdFor, traceContextFor } from './request-id';
+
+export function createFastifyAdapter(config: GatewayConfig): FastifyAdapter {
+  return new FastifyAdapter({
+    genReqId: requestIdFor,
+    bodyLimit: config.server.jsonBodyLimitBytes,
+    // X-Forwarded-For is resolved by our own trusted-proxy rule (SPEC §2.2), never by Fastify.
+    trustProxy: false,
+    return503OnClosing: true,
+    // Close idle keep-alive sockets at shutdown so draining does not wait on them.
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: 4096 },
+  });
+}
+
+/**
+ * The first step of every request: request id echo, client address, trace context. Runs as
+ * an onRequest hook, before routing, so even 404s and body-parser errors carry the id.
+ */
+export function installRequestHooks(fastify: FastifyInstance, config: GatewayConfig): void {
+  const trustedProxies = new CidrMatcher(config.server.trustedProxies);
+  const spanId = () => randomBytes(8).toString('hex');
+  fastify.decorateRequest('gw', null as unknown as RequestState);
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const trace = traceContextFor(request.headers.traceparent, spanId);
+    const state: RequestState = {
+      requestId: request.id,
+      clientIp: resolveClientIp(request.raw.socket.remoteAddress, request.headers['x-forwarded-for'], trustedProxies),
+      startedAt: process.hrtime.bigint(),
+      traceId: trace.traceId,
+      traceparent: trace.traceparent,
+    };
+    request.gw = state;
+    (request.raw as RawWithState).gw = state;
+    reply.header('x-request-id', request.id);
+    done();
+  });
+}

@@ -1,0 +1,132 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, parseBackends } from './config.loader';
+
+const secrets = {
+  ADMIN_TOKEN: 'admin-token-0123456789',
+  KEY_PEPPER: 'pepper-0123456789abcdef',
+  SECRETS_KEY: 'ab'.repeat(32),
+};
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('loads the shipped defaults', () => {
+    const { config } = loadConfig({ env: { ...secrets } });
+    expect(config.server.port).toBe(8080);
+    expect(config.server.host).toBe('0.0.0.0');
+    expect(config.healthCheck.intervalSeconds).toBe(30);
+    expect(config.rateLimit.ip.perMinute).toBe(100);
+    expect(config.rateLimit.routes.proxy.perMinute).toBe(5000);
+    expect(config.plans.map((p) => p.name)).toEqual(['free', 'pro']);
+    expect(config.database.embeddedDir).toBe(join('data', 'pg'));
+  });
+
+  it('applies the environment variables of the operator contract', () => {
+    const { config } = loadConfig({
+      env: {
+        ...secrets,
+        PORT: '9090',
+        HOST: '127.0.0.1',
+        DATABASE_URL: 'postgres://u@db:5432/gw',
+        REDIS_URL: 'redis://cache:6379',
+        IMGPROXY_KEY: 'abcd',
+        IMGPROXY_SALT: '0102',
+        UPLOADS_ROOT: '/srv/uploads',
+        BACKENDS: 'a=http://127.0.0.1:9001|70,b=http://127.0.0.1:9002|30',
+        HEALTH_CHECK_INTERVAL: '10',
+        TRUSTED_PROXIES: '10.0.0.0/8, 192.168.0.0/16',
+        RATE_LIMIT_IP_PER_MINUTE: '50',
+        RATE_LIMIT_PROXY_PER_MINUTE: '700',
+        LOG_LEVEL: 'debug',
+      },
+    });
+    expect(config.server).toMatchObject({ port: 9090, host: '127.0.0.1', trustedProxies: ['10.0.0.0/8', '192.168.0.0/16'] });
+    expect(config.database.url).toBe('postgres://u@db:5432/gw');
+    expect(config.redis.url).toBe('redis://cache:6379');
+    expect(config.imgproxy).toMatchObject({ key: 'abcd', salt: '0102' });
+    expect(config.uploads.root).toBe('/srv/uploads');
+    expect(config.backends).toEqual([
+      expect.objectContaining({ name: 'a', url: 'http://127.0.0.1:9001', weight: 70, pool: 'imgproxy', enabled: true }),
+      expect.objectContaining({ name: 'b', url: 'http://127.0.0.1:9002', weight: 30 }),
+    ]);
+    expect(config.healthCheck.intervalSeconds).toBe(10);
+    expect(config.rateLimit.ip.perMinute).toBe(50);
+    expect(config.rateLimit.routes.proxy.perMinute).toBe(700);
+    expect(config.logging.level).toBe('debug');
+  });
+
+  it('names the variable and the problem for a bad value', () => {
+    const problems = problemsOf(() => loadConfig({ env: { ...secrets, PORT: 'not-a-port' } }));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^PORT \(server\.port\): .*integer/);
+  });
+
+  it('collects every problem at once', () => {
+    const problems = problemsOf(() =>
+      loadConfig({ env: { ...secrets, PORT: '70000', TRUSTED_PROXIES: '10.0.0.0/99', LOG_LEVEL: 'loud', BACKENDS: 'garbage' } }),
+    );
+    expect(problems.join('\n')).toMatch(/PORT/);
+    expect(problems.join('\n')).toMatch(/TRUSTED_PROXIES/);
+    expect(problems.join('\n')).toMatch(/LOG_LEVEL/);
+    expect(problems.join('\n')).toMatch(/BACKENDS/);
+  });
+
+  it('refuses unknown keys in YAML (a typo must not be silently ignored)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'igw-config-'));
+    writeFileSync(join(dir, 'default.yaml'), 'server:\n  prot: 80\n');
+    const problems = problemsOf(() => loadConfig({ env: { ...secrets }, configDir: dir }));
+    expect(problems.join('\n')).toMatch(/server\.prot/);
+  });
+
+  it('layers default.yaml, <NODE_ENV>.yaml and CONFIG_FILE', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'igw-config-'));
+    writeFileSync(join(dir, 'default.yaml'), 'server:\n  port: 1000\n  host: a\n');
+    writeFileSync(join(dir, 'staging.yaml'), 'server:\n  port: 2000\n');
+    writeFileSync(join(dir, 'extra.yaml'), 'server:\n  host: b\n');
+    const { config } = loadConfig({
+      env: { ...secrets, NODE_ENV: 'staging', CONFIG_FILE: join(dir, 'extra.yaml') },
+      configDir: dir,
+      overrides: { env: 'development' },
+    });
+    expect(config.server).toMatchObject({ port: 2000, host: 'b' });
+  });
+
+  it('refuses to start in production without secrets', () => {
+    const problems = problemsOf(() => loadConfig({ env: { NODE_ENV: 'production' }, generateDevSecrets: true }));
+    expect(problems).toEqual([
+      expect.stringMatching(/^ADMIN_TOKEN .*required in production/),
+      expect.stringMatching(/^KEY_PEPPER .*required in production/),
+      expect.stringMatching(/^SECRETS_KEY .*required in production/),
+    ]);
+  });
+
+  it('generates development secrets once and keeps them for the next start', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'igw-data-'));
+    const first = loadConfig({ env: { DATA_DIR: dataDir }, generateDevSecrets: true });
+    expect(first.generated).toEqual(['adminToken', 'keyPepper', 'secretsKey']);
+    expect(first.config.security.secretsKey).toMatch(/^[0-9a-f]{64}$/);
+    const second = loadConfig({ env: { DATA_DIR: dataDir }, generateDevSecrets: true });
+    expect(second.generated).toEqual([]);
+    expect(second.config.security.adminToken).toBe(first.config.security.adminToken);
+    expect(JSON.parse(readFileSync(join(dataDir, 'dev-secrets.json'), 'utf8')).keyPepper).toBe(first.config.security.keyPepper);
+  });
+});
+
+describe('parseBackends', () => {
+  it('parses name=url|weight lists with a default weight of 1', () => {
+    expect(parseBackends('a=http://x:1|70, b=https://y')).toEqual([
+      { name: 'a', url: 'http://x:1', weight: 70 },
+      { name: 'b', url: 'https://y', weight: 1 },
+    ]);
+  });
+});

@@ -1,0 +1,206 @@
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateNested,
+} from 'class-validator';
+import { IsCidr } from '../common/net/is-cidr.validator';
+
+/**
+ * The whole configuration, validated once at boot. Every other module receives the typed
+ * instance and trusts it: nothing on the request path re-checks a configured value.
+ */
+export class ServerConfig {
+  @IsInt() @Min(0) @Max(65535) port = 8080;
+  @IsString() @MinLength(1) host = '0.0.0.0';
+  /** Socket addresses whose X-Forwarded-For is believed (SPEC §2.2). Empty: never. */
+  @IsArray() @IsCidr({ each: true }) trustedProxies: string[] = [];
+  /** How long a SIGTERM waits for in-flight requests before closing their connections. */
+  @IsInt() @Min(0) @Max(600_000) shutdownTimeoutMs = 25_000;
+  /** Largest JSON body the admin API accepts. Uploads and proxied bodies have their own limits. */
+  @IsInt() @Min(1024) jsonBodyLimitBytes = 1_048_576;
+}
+
+export class DatabaseConfig {
+  /** postgres://… ; when absent an embedded PostgreSQL (PGlite) under `embeddedDir` is used. */
+  @IsOptional() @IsString() @Matches(/^postgres(ql)?:\/\//, { message: 'must be a postgres:// URL' })
+  url?: string;
+  /** Defaults to `<dataDir>/pg` (filled in by the loader). */
+  @IsString() @MinLength(1) embeddedDir: string;
+  @IsBoolean() migrationsRun = true;
+  @IsInt() @Min(1) @Max(100) poolSize = 10;
+  @IsInt() @Min(100) statementTimeoutMs = 10_000;
+}
+
+export class RedisConfig {
+  /** redis://… ; when absent the gateway keeps counters in process (one instance only). */
+  @IsOptional() @IsString() @Matches(/^rediss?:\/\//, { message: 'must be a redis:// or rediss:// URL' })
+  url?: string;
+  /** Prefix of every key and channel, so several deployments (or test runs) share one Redis. */
+  @IsString() @MinLength(1) @MaxLength(64) keyPrefix = 'igw:';
+  /** Hot-path commands fail fast instead of queueing behind a dead connection. */
+  @IsInt() @Min(10) @Max(60_000) commandTimeoutMs = 500;
+  @IsInt() @Min(10) @Max(60_000) connectTimeoutMs = 2_000;
+}
+
+export class SecurityConfig {
+  /** Bearer token of the admin API. Required in production; generated in dev mode. */
+  @IsOptional() @IsString() @MinLength(16) adminToken?: string;
+  /** Server-side pepper of the API-key HMAC. Required in production. */
+  @IsOptional() @IsString() @MinLength(16) keyPepper?: string;
+  /** 32-byte key (64 hex chars) encrypting signing keys at rest. Required in production. */
+  @IsOptional() @Matches(/^[0-9a-fA-F]{64}$/, { message: 'must be 64 hex characters (32 bytes)' })
+  secretsKey?: string;
+  /** Accept `?api_key=` on proxied requests. Off: URLs end up in logs and referrers. */
+  @IsBoolean() allowQueryKey = false;
+  /** Seconds a verified key (or an unknown key id) stays in the in-process cache. */
+  @IsInt() @Min(1) @Max(3600) keyCacheTtlSeconds = 60;
+  /** Global deny list applied before authentication (SPEC §5). */
+  @IsArray() @IsCidr({ each: true }) ipDenyList: string[] = [];
+}
+
+export class ImgproxyConfig {
+  /** The backends' IMGPROXY_KEY (hex). Without it, upstream URLs use `insecure`. */
+  @IsOptional() @Matches(/^([0-9a-fA-F]{2})+$/, { message: 'must be hex' }) key?: string;
+  @IsOptional() @Matches(/^([0-9a-fA-F]{2})+$/, { message: 'must be hex' }) salt?: string;
+  /** Sent upstream as `Authorization: Bearer` (imgproxy's IMGPROXY_SECRET). */
+  @IsOptional() @IsString() @MinLength(1) secret?: string;
+  /** Remote source prefixes every tenant may fetch from, e.g. `https://cdn.example.com/`. */
+  @IsArray() @IsString({ each: true }) allowedSources: string[] = [];
+  @IsBoolean() allowPrivateSourceAddresses = false;
+  @IsArray() @IsIn(['local', 'http', 'https', 's3', 'gs', 'abs', 'swift'], { each: true })
+  allowedSchemes: string[] = ['local', 'http', 'https'];
+}
+
+export class UploadsConfig {
+  /** Shared with imgproxy as IMGPROXY_LOCAL_FILESYSTEM_ROOT. */
+  /** Defaults to `<dataDir>/uploads` (filled in by the loader). */
+  @IsString() @MinLength(1) root: string;
+  @IsInt() @Min(1) maxBytes = 20 * 1024 * 1024;
+  @IsBoolean() allowSvg = false;
+}
+
+export class BackendSeedConfig {
+  @IsString() @Matches(/^[A-Za-z0-9._-]{1,64}$/, { message: 'must be 1-64 of [A-Za-z0-9._-]' })
+  name: string;
+  @IsString() @Matches(/^https?:\/\/[^\s]+$/, { message: 'must be an http(s) URL' }) url: string;
+  @IsInt() @Min(0) @Max(100) weight = 1;
+  @IsBoolean() enabled = true;
+  @IsString() @Matches(/^[A-Za-z0-9._-]{1,64}$/) pool = 'imgproxy';
+}
+
+export class HealthCheckConfig {
+  @IsInt() @Min(1) @Max(86_400) intervalSeconds = 30;
+  @IsInt() @Min(1) @Max(300) timeoutSeconds = 5;
+  @IsString() @Matches(/^\//, { message: 'must start with /' }) path = '/health';
+  @IsInt() @Min(1) @Max(100) unhealthyThreshold = 3;
+  @IsInt() @Min(1) @Max(100) healthyThreshold = 2;
+}
+
+export class CircuitBreakerConfig {
+  @IsInt() @Min(1) @Max(1000) failureThreshold = 5;
+  @IsInt() @Min(1) @Max(3600) cooldownSeconds = 30;
+}
+
+export class ProxyConfig {
+  @IsInt() @Min(10) connectTimeoutMs = 2_000;
+  @IsInt() @Min(10) headersTimeoutMs = 30_000;
+  /** Longest silence while a body streams, either way. */
+  @IsInt() @Min(10) bodyIdleTimeoutMs = 30_000;
+  @IsInt() @Min(0) @Max(10) retries = 2;
+  @IsInt() @Min(0) retryBackoffMs = 50;
+  /** Largest request body forwarded on `/i/*` (most image requests have none). */
+  @IsInt() @Min(0) maxRequestBodyBytes = 20 * 1024 * 1024;
+  @IsInt() @Min(1) @Max(10_000) connectionsPerBackend = 128;
+  @ValidateNested() @Type(() => CircuitBreakerConfig) circuitBreaker = new CircuitBreakerConfig();
+}
+
+export class WindowLimitConfig {
+  @IsOptional() @IsInt() @Min(1) perMinute?: number;
+  @IsOptional() @IsInt() @Min(1) perHour?: number;
+  /** Bucket capacity; defaults to the per-window figure. */
+  @IsOptional() @IsInt() @Min(1) burst?: number;
+}
+
+function perMinute(value: number): WindowLimitConfig {
+  return Object.assign(new WindowLimitConfig(), { perMinute: value });
+}
+
+/** Route-level buckets, shared by all tenants (SPEC §4). */
+export class RouteLimitsConfig {
+  @ValidateNested() @Type(() => WindowLimitConfig) proxy = perMinute(5000);
+  @ValidateNested() @Type(() => WindowLimitConfig) upload = perMinute(600);
+}
+
+export class RateLimitConfig {
+  @IsBoolean() enabled = true;
+  @ValidateNested() @Type(() => WindowLimitConfig) ip = perMinute(100);
+  @ValidateNested() @Type(() => RouteLimitsConfig) routes = new RouteLimitsConfig();
+  @IsIn(['local', 'allow', 'deny']) onStoreFailure: 'local' | 'allow' | 'deny' = 'local';
+}
+
+export class PlanSeedConfig {
+  @IsString() @Matches(/^[a-z0-9-]{1,32}$/) name: string;
+  @IsInt() @Min(1) perMinute: number;
+  @IsInt() @Min(1) perHour: number;
+  @IsInt() @Min(1) monthlyRequests: number;
+  @IsOptional() @IsInt() @Min(1) dailyRequests?: number;
+  @IsInt() @Min(1) monthlyBandwidthBytes: number;
+  @IsInt() @Min(1) storageBytes: number;
+}
+
+export class UsageConfig {
+  /** Redis counters are written to PostgreSQL this often; a crash loses at most this much. */
+  @IsInt() @Min(1) @Max(3600) flushIntervalSeconds = 5;
+}
+
+export class RequestLogsConfig {
+  @IsBoolean() enabled = true;
+  @IsInt() @Min(1) @Max(3650) retentionDays = 30;
+  @IsInt() @Min(10) queueSize = 10_000;
+  @IsInt() @Min(1) @Max(5000) batchSize = 500;
+  @IsInt() @Min(10) flushIntervalMs = 1_000;
+}
+
+export class MetricsConfig {
+  @IsBoolean() perTenant = false;
+  /** When set, /metrics requires `Authorization: Bearer <token>`. */
+  @IsOptional() @IsString() @MinLength(8) token?: string;
+}
+
+export class LoggingConfig {
+  @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) level = 'info';
+}
+
+export class GatewayConfig {
+  @IsIn(['development', 'production', 'test']) env: 'development' | 'production' | 'test' = 'development';
+  /** Where the embedded database, generated dev secrets and default uploads live. */
+  @IsString() @MinLength(1) dataDir = './data';
+  @ValidateNested() @Type(() => ServerConfig) server = new ServerConfig();
+  @ValidateNested() @Type(() => DatabaseConfig) database = new DatabaseConfig();
+  @ValidateNested() @Type(() => RedisConfig) redis = new RedisConfig();
+  @ValidateNested() @Type(() => SecurityConfig) security = new SecurityConfig();
+  @ValidateNested() @Type(() => ImgproxyConfig) imgproxy = new ImgproxyConfig();
+  @ValidateNested() @Type(() => UploadsConfig) uploads = new UploadsConfig();
+  @IsArray() @ArrayMaxSize(1000) @ValidateNested({ each: true }) @Type(() => BackendSeedConfig)
+  backends: BackendSeedConfig[] = [];
+  @ValidateNested() @Type(() => HealthCheckConfig) healthCheck = new HealthCheckConfig();
+  @ValidateNested() @Type(() => ProxyConfig) proxy = new ProxyConfig();
+  @ValidateNested() @Type(() => RateLimitConfig) rateLimit = new RateLimitConfig();
+  @IsArray() @ValidateNested({ each: true }) @Type(() => PlanSeedConfig) plans: PlanSeedConfig[] = [];
+  @IsString() defaultPlan = 'free';
+  @ValidateNested() @Type(() => UsageConfig) usage = new UsageConfig();
+  @ValidateNested() @Type(() => RequestLogsConfig) requestLogs = new RequestLogsConfig();
+  @ValidateNested() @Type(() => MetricsConfig) metrics = new MetricsConfig();
+  @ValidateNested() @Type(() => LoggingConfig) logging = new LoggingConfig();
+}

@@ -1,0 +1,123 @@
+import { EventEmitter } from 'node:events';
+import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import Redis from 'ioredis';
+import { GatewayConfig } from '../config/gateway-config';
+
+type MessageHandler = (message: string) => void;
+
+/**
+ * The one owner of the Redis connections. Without `redis.url` the gateway runs in
+ * single-instance mode: `client` is undefined, counters live in process and pub/sub is a
+ * local event bus, so callers publish and subscribe the same way in both modes.
+ */
+@Injectable()
+export class RedisService implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(RedisService.name);
+  readonly prefix: string;
+  readonly client?: Redis;
+  private subscriber?: Redis;
+  private readonly localBus = new EventEmitter();
+  private readonly handlers = new Map<string, Set<MessageHandler>>();
+
+  constructor(private readonly config: GatewayConfig) {
+    this.prefix = config.redis.keyPrefix;
+    this.localBus.setMaxListeners(0);
+    if (config.redis.url) this.client = this.connect(config.redis.url, 'commands');
+  }
+
+  get enabled(): boolean {
+    return this.client !== undefined;
+  }
+
+  /** True when the command connection is up; hot-path callers check this before a call. */
+  get ready(): boolean {
+    return this.client?.status === 'ready';
+  }
+
+  key(...parts: string[]): string {
+    return this.prefix + parts.join(':');
+  }
+
+  async onModuleInit(): Promise<void> {
+    if (!this.client) {
+      this.logger.warn(
+        'REDIS_URL is not set: rate limits, usage counters and cache invalidation are kept in process. ' +
+          'This mode is for a single gateway instance only.',
+      );
+      return;
+    }
+    // Start even if Redis is down: the failure policies of each feature take over until it answers.
+    await this.client.connect().catch((error: Error) => this.logger.warn(`Redis not reachable yet: ${error.message}`));
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    const fullChannel = this.key('ch', channel);
+    if (!this.client) {
+      this.localBus.emit(fullChannel, message);
+      return;
+    }
+    await this.client.publish(fullChannel, message);
+  }
+
+  /** Delivers every message of `channel`, from this instance and from every other one. */
+  async subscribe(channel: string, handler: MessageHandler): Promise<void> {
+    const fullChannel = this.key('ch', channel);
+    if (!this.config.redis.url) {
+      this.localBus.on(fullChannel, handler);
+      return;
+    }
+    let set = this.handlers.get(fullChannel);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(fullChannel, set);
+    }
+    set.add(handler);
+    if (!this.subscriber) {
+      this.subscriber = this.connect(this.config.redis.url, 'subscriber');
+      this.subscriber.on('message', (ch: string, message: string) => {
+        for (const h of this.handlers.get(ch) ?? []) h(message);
+      });
+      await this.subscriber.connect().catch((error: Error) => this.logger.warn(`Redis subscriber: ${error.message}`));
+    }
+    // ioredis re-subscribes by itself after a reconnect.
+    await this.subscriber.subscribe(fullChannel).catch((error: Error) => this.logger.warn(`subscribe ${channel}: ${error.message}`));
+  }
+
+  async ping(): Promise<number> {
+    if (!this.client) return 0;
+    const started = process.hrtime.bigint();
+    await this.client.ping();
+    return Number(process.hrtime.bigint() - started) / 1e6;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(
+      [this.client, this.subscriber].map((c) => (c && c.status !== 'end' ? c.quit().catch(() => c.disconnect()) : undefined)),
+    );
+    this.localBus.removeAllListeners();
+  }
+
+  private connect(url: string, role: string): Redis {
+    const { connectTimeoutMs, commandTimeoutMs } = this.config.redis;
+    const client = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: connectTimeoutMs,
+      // The subscriber waits for messages; only command connections get a per-command timeout.
+      commandTimeout: role === 'commands' ? commandTimeoutMs : undefined,
+      // Reject commands at once while Redis is unavailable instead of queueing behind it.
+      enableOfflineQueue: role !== 'commands',
+      maxRetriesPerRequest: role === 'commands' ? 0 : null,
+      retryStrategy: (times) => Math.min(times * 200, 2_000),
+      connectionName: `imgproxy-gateway:${role}`,
+    });
+    let lastWarn = 0;
+    client.on('error', (error: Error) => {
+      // Throttled: a dead Redis emits an error per reconnect attempt.
+      if (Date.now() - lastWarn > 10_000) {
+        lastWarn = Date.now();
+        this.logger.warn(`Redis ${role} connection: ${error.message}`);
+      }
+    });
+    return client;
+  }
+}
