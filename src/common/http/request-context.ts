@@ -1,13 +1,30 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyRequest } from 'fastify';
 
-/** What guards learn about the caller; set by the auth guards, read by everything after them. */
+/** A tenant's limits after its per-tenant overrides are applied to its plan. */
+export interface EffectiveLimits {
+  perMinute: number;
+  perHour: number;
+  /** Bucket capacity; undefined = the per-window figure. */
+  burst?: number;
+  monthlyRequests: number;
+  dailyRequests?: number;
+  monthlyBandwidthBytes: number;
+  storageBytes: number;
+}
+
+/** What the auth guards learn about the caller (from cache on the hot path), read by every later step. */
 export interface AuthContext {
   tenantId: string;
+  tenantName: string;
   /** Public key id (`igw_<keyId>_...`), or undefined for JWT callers. */
   keyId?: string;
   scopes: readonly string[];
   via: 'api-key' | 'signed-url' | 'jwt';
+  limits: EffectiveLimits;
+  /** Remote source prefixes this tenant may fetch from (SPEC §8). */
+  allowedSources: readonly string[];
+  allowUnsignedUrls: boolean;
 }
 
 /**
@@ -28,6 +45,8 @@ export interface RequestState {
   backend?: string;
   bytesIn?: number;
   bytesOut?: number;
+  /** Set when the IP bucket was already consumed before the key lookup (cache miss path). */
+  ipLimited?: boolean;
   /** Response headers decided before the handler (rate-limit and quota headers). */
   responseHeaders?: Record<string, string | number>;
 }
