@@ -1,0 +1,30 @@
+/**
+ * Typed refusals raised by the pure imgproxy code. They carry the public error code of the
+ * catalogue (SPEC §9, both answered with 400) and a message that is safe to show to the tenant:
+ * it names the rule that was broken, never an internal address or the backend's configuration.
+ */
+export type ImgproxyRejectionCode = 'bad_url' | 'bad_source';
+
+/** The request path is not a well-formed imgproxy URL, or uses a form or option the gateway refuses. */
+export class UrlRejectedError extends Error {
+  readonly code = 'bad_url' as const;
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'UrlRejectedError';
+  }
+}
+
+/** The source image URL is malformed, outside the tenant's sandbox or not an allowed origin. */
+export class SourceRejectedError extends Error {
+  readonly code = 'bad_source' as const;
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'SourceRejectedError';
+  }
+}
+
+export function isImgproxyRejection(error: unknown): error is UrlRejectedError | SourceRejectedError {
+  return error instanceof UrlRejectedError || error instanceof SourceRejectedError;
+}
