@@ -3,14 +3,18 @@ import { APP_FILTER } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
 import { LoggerModule } from 'nestjs-pino';
 import { AuditModule } from './audit/audit.module';
+import { AuthModule } from './auth/auth.module';
 import { AllExceptionsFilter } from './common/errors/all-exceptions.filter';
 import { ConfigModule } from './config/config.module';
 import { GatewayConfig } from './config/gateway-config';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
+import { IpAllowlistModule } from './ip-allowlist/ip-allowlist.module';
 import { loggingOptions } from './logging/logging.options';
 import { MetricsModule } from './metrics/metrics.module';
+import { PlansModule } from './plans/plans.module';
 import { RedisModule } from './redis/redis.module';
+import { TenantsModule } from './tenants/tenants.module';
 
 /** Capability and infrastructure modules only; each owns its controllers, guards and storage. */
 @Module({})
@@ -26,6 +30,11 @@ export class AppModule {
         RedisModule,
         MetricsModule,
         AuditModule,
+        // Before every module with guarded routes: IpAllowlistModule installs the global deny-list guard.
+        IpAllowlistModule,
+        PlansModule,
+        TenantsModule,
+        AuthModule,
         HealthModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: AllExceptionsFilter }],

@@ -65,6 +65,10 @@ export class SecurityConfig {
   @IsBoolean() allowQueryKey = false;
   /** Seconds a verified key (or an unknown key id) stays in the in-process cache. */
   @IsInt() @Min(1) @Max(3600) keyCacheTtlSeconds = 60;
+  /** Verified keys kept in process (LRU); unknown key ids have a cache of the same size of their own. */
+  @IsInt() @Min(1) @Max(1_000_000) keyCacheMaxEntries = 10_000;
+  /** api_keys.last_used_at is written in one batch this often (and at shutdown), never per request. */
+  @IsInt() @Min(1) @Max(3600) lastUsedFlushSeconds = 5;
   /** Global deny list applied before authentication (SPEC §5). */
   @IsArray() @IsCidr({ each: true }) ipDenyList: string[] = [];
 }
@@ -151,8 +155,11 @@ export class RateLimitConfig {
 
 export class PlanSeedConfig {
   @IsString() @Matches(/^[a-z0-9-]{1,32}$/) name: string;
+  @IsOptional() @IsString() @MaxLength(500) description?: string;
   @IsInt() @Min(1) perMinute: number;
   @IsInt() @Min(1) perHour: number;
+  /** Bucket capacity; defaults to the per-window figure. */
+  @IsOptional() @IsInt() @Min(1) burst?: number;
   @IsInt() @Min(1) monthlyRequests: number;
   @IsOptional() @IsInt() @Min(1) dailyRequests?: number;
   @IsInt() @Min(1) monthlyBandwidthBytes: number;

@@ -79,8 +79,9 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
       });
       await this.subscriber.connect().catch((error: Error) => this.logger.warn(`Redis subscriber: ${error.message}`));
     }
-    // ioredis re-subscribes by itself after a reconnect.
-    await this.subscriber.subscribe(fullChannel).catch((error: Error) => this.logger.warn(`subscribe ${channel}: ${error.message}`));
+    // Not awaited: while Redis is down the subscription waits in the offline queue and start-up
+    // must not wait with it; ioredis subscribes once connected and again after every reconnect.
+    this.subscriber.subscribe(fullChannel).catch((error: Error) => this.logger.warn(`subscribe ${channel}: ${error.message}`));
   }
 
   async ping(): Promise<number> {
@@ -91,8 +92,13 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    // QUIT only on a live connection: on a dead one it would wait in the offline queue forever.
     await Promise.all(
-      [this.client, this.subscriber].map((c) => (c && c.status !== 'end' ? c.quit().catch(() => c.disconnect()) : undefined)),
+      [this.client, this.subscriber].map((c) => {
+        if (!c || c.status === 'end') return undefined;
+        if (c.status !== 'ready') return c.disconnect();
+        return c.quit().catch(() => c.disconnect());
+      }),
     );
     this.localBus.removeAllListeners();
   }

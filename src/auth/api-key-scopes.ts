@@ -1,0 +1,10 @@
+/** SPEC §3 scopes. */
+export const API_KEY_SCOPES = ['images:read', 'images:write', 'usage:read'] as const;
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
+
+/**
+ * A key created without scopes may proxy images and read its own usage: both are read-only
+ * and what nearly every integration needs. Uploading and deleting (`images:write`) spends
+ * storage quota and is granted on purpose only.
+ */
+export const DEFAULT_API_KEY_SCOPES: readonly ApiKeyScope[] = ['images:read', 'usage:read'];

@@ -1,0 +1,26 @@
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { FastifyRequest } from 'fastify';
+import { ApiKeyService } from './api-key.service';
+import { REQUIRED_SCOPES } from './require-scope.decorator';
+
+/**
+ * Authenticates the API key (X-API-Key or Authorization: Bearer) and sets `request.gw.auth`;
+ * then checks the scopes of `@RequireScope(...)` on the handler or controller. Put
+ * IpAllowlistGuard after it.
+ */
+@Injectable()
+export class ApiKeyGuard implements CanActivate {
+  constructor(
+    private readonly keys: ApiKeyService,
+    private readonly reflector: Reflector,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    const auth = await this.keys.authenticate(request);
+    const required = this.reflector.getAllAndOverride<string[] | undefined>(REQUIRED_SCOPES, [context.getHandler(), context.getClass()]);
+    if (required?.length) this.keys.assertScopes(auth, required);
+    return true;
+  }
+}

@@ -1,0 +1,34 @@
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { GatewayException } from '../common/errors/gateway.exception';
+import { CidrMatcher } from '../common/net/cidr';
+import { IpAllowlistCache } from './ip-allowlist.cache';
+import { ipDenialsCounter } from './ip-allowlist.metrics';
+
+/**
+ * SPEC §5: the tenant's allowlist, checked after authentication (it needs the tenant) against
+ * the client address the first hook resolved (trusted proxies only). Empty list = allow all.
+ * Use it after ApiKeyGuard (or any guard that sets `request.gw.auth`).
+ */
+@Injectable()
+export class IpAllowlistGuard implements CanActivate {
+  private readonly denials = ipDenialsCounter();
+
+  constructor(private readonly cache: IpAllowlistCache) {}
+
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    const auth = request.gw?.auth;
+    // Misordered guards must fail closed, never skip the check.
+    if (!auth) throw new GatewayException('unauthorized', undefined, {}, { 'www-authenticate': 'Bearer realm="imgproxy-gateway"' });
+    const matcher = this.cache.peek(auth.tenantId);
+    if (matcher) return this.check(matcher, request.gw.clientIp);
+    return this.cache.load(auth.tenantId).then((loaded) => this.check(loaded, request.gw.clientIp));
+  }
+
+  private check(matcher: CidrMatcher, clientIp: string): boolean {
+    if (matcher.size === 0 || matcher.matches(clientIp)) return true;
+    this.denials.inc({ list: 'allowlist' });
+    throw new GatewayException('ip_not_allowed');
+  }
+}

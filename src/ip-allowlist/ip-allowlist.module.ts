@@ -1,0 +1,28 @@
+import { Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AuthInvalidationModule } from '../auth/invalidation/auth-invalidation.module';
+import { TenantsModule } from '../tenants/tenants.module';
+import { IpAllowlistCache } from './ip-allowlist.cache';
+import { IpAllowlistController } from './ip-allowlist.controller';
+import { IpAllowlistEntryEntity } from './ip-allowlist.entity';
+import { IpAllowlistGuard } from './ip-allowlist.guard';
+import { IpAllowlistRepository } from './ip-allowlist.repository';
+import { IpAllowlistService } from './ip-allowlist.service';
+import { IpDenyListGuard } from './ip-deny-list.guard';
+
+@Module({
+  imports: [TypeOrmModule.forFeature([IpAllowlistEntryEntity]), TenantsModule, AuthInvalidationModule],
+  controllers: [IpAllowlistController],
+  providers: [
+    IpAllowlistRepository,
+    IpAllowlistService,
+    IpAllowlistCache,
+    IpAllowlistGuard,
+    IpDenyListGuard,
+    // Global, so the deny list runs before any controller guard on every route (SPEC §5).
+    { provide: APP_GUARD, useExisting: IpDenyListGuard },
+  ],
+  exports: [IpAllowlistCache, IpAllowlistGuard, IpDenyListGuard],
+})
+export class IpAllowlistModule {}
