@@ -4,6 +4,7 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { LoggerModule } from 'nestjs-pino';
 import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
+import { BackendsModule } from './backends/backends.module';
 import { AllExceptionsFilter } from './common/errors/all-exceptions.filter';
 import { ConfigModule } from './config/config.module';
 import { GatewayConfig } from './config/gateway-config';
@@ -13,8 +14,11 @@ import { IpAllowlistModule } from './ip-allowlist/ip-allowlist.module';
 import { loggingOptions } from './logging/logging.options';
 import { MetricsModule } from './metrics/metrics.module';
 import { PlansModule } from './plans/plans.module';
+import { ProxyModule } from './proxy/proxy.module';
 import { RedisModule } from './redis/redis.module';
+import { RequestLogsModule } from './request-logs/request-logs.module';
 import { TenantsModule } from './tenants/tenants.module';
+import { TracingModule } from './tracing/tracing.module';
 
 /** Capability and infrastructure modules only; each owns its controllers, guards and storage. */
 @Module({})
@@ -29,6 +33,8 @@ export class AppModule {
         DatabaseModule,
         RedisModule,
         MetricsModule,
+        TracingModule,
+        RequestLogsModule,
         AuditModule,
         // Before every module with guarded routes: IpAllowlistModule installs the global deny-list guard.
         IpAllowlistModule,
@@ -36,6 +42,8 @@ export class AppModule {
         TenantsModule,
         AuthModule,
         HealthModule,
+        BackendsModule,
+        ProxyModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: AllExceptionsFilter }],
     };

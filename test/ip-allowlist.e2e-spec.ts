@@ -103,7 +103,7 @@ describe('IP allowlist and deny list (real PostgreSQL and Redis)', () => {
     const t = await tenantWithKey('metric@ip.example');
     await allow(t.id, '10.0.0.0/8');
     const read = async () => {
-      const line = (await (await gw.fetch('/metrics')).text()).split('\n').find((l) => l.startsWith('gateway_ip_denials_total{list="allowlist"}'));
+      const line = (await (await gw.fetch('/metrics')).text()).split('\n').find((l) => l.startsWith('gateway_ip_denied_total{reason="allowlist"}'));
       return line ? Number(line.split(' ').pop()) : 0;
     };
     const before = await read();

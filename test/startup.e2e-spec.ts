@@ -70,7 +70,7 @@ describe('gateway process', () => {
       await new Promise((r) => setTimeout(r, 200));
       const line = gw.output().split('\n').find((l) => l.includes('startup-log-check'));
       expect(line).toBeDefined();
-      expect(JSON.parse(line!)).toMatchObject({ requestId: 'startup-log-check', res: { statusCode: 404 } });
+      expect(JSON.parse(line!)).toMatchObject({ requestId: 'startup-log-check', status: 404 });
     });
 
     it('stops cleanly with exit code 0 on SIGTERM', async () => {

@@ -9,7 +9,8 @@ import { mergeLimits } from '../tenants/effective-limits';
 import type { TenantStatus } from '../tenants/tenant.entity';
 import { isKeyId, parseApiKey, verifySecret } from './api-key-format';
 import { ApiKeysRepository, KeyAuthRecord } from './api-keys.repository';
-import { AuthFailureReason, authMetrics } from './auth.metrics';
+import { GatewayMetrics } from '../metrics/gateway-metrics.service';
+import { AuthFailureReason } from './auth.metrics';
 import { AuthInvalidation, AuthInvalidationService } from './invalidation/auth-invalidation.service';
 import { LastUsedRecorder } from './last-used.recorder';
 import { LruCache } from './lru-cache';
@@ -68,7 +69,6 @@ export class ApiKeyService {
   private readonly box: SecretBox;
   private readonly pepper: string;
   private readonly allowQueryKey: boolean;
-  private readonly metrics = authMetrics();
 
   constructor(
     private readonly repository: ApiKeysRepository,
@@ -76,6 +76,7 @@ export class ApiKeyService {
     private readonly allowlists: IpAllowlistCache,
     private readonly lastUsed: LastUsedRecorder,
     config: GatewayConfig,
+    private readonly metrics: GatewayMetrics,
     @Optional() @Inject(PRE_AUTH_LIMITER) private readonly preAuthLimiter?: PreAuthLimiter,
   ) {
     const { keyCacheMaxEntries, keyCacheTtlSeconds, keyPepper, secretsKey, allowQueryKey } = config.security;
@@ -130,7 +131,7 @@ export class ApiKeyService {
   assertScopes(auth: AuthContext, required: readonly string[]): void {
     for (const scope of required) {
       if (!auth.scopes.includes(scope)) {
-        this.metrics.failures.inc({ reason: 'scope' });
+        this.metrics.authFailed('scope');
         throw new GatewayException('forbidden', `This key lacks the scope ${scope}.`, { requiredScope: scope });
       }
     }
@@ -179,11 +180,11 @@ export class ApiKeyService {
     // A lookup that raced an invalidation may have read the old row: answer with it, cache nothing.
     const cacheable = epoch === this.invalidation.epoch;
     if (!record) {
-      this.metrics.lookups.inc({ result: 'unknown' });
+      this.metrics.keyLookup('unknown');
       if (cacheable) this.unknown.set(keyId, true);
       return undefined;
     }
-    this.metrics.lookups.inc({ result: 'found' });
+    this.metrics.keyLookup('found');
     const entry = this.toEntry(record);
     this.allowlists.prime(record.tenantId, record.allowlist, epoch);
     if (cacheable) this.keys.set(keyId, entry);
@@ -225,7 +226,7 @@ export class ApiKeyService {
     // Expiry is checked against the clock on every request, not when the entry was cached.
     if (entry.expiresAtMs <= Date.now()) throw this.refuse('expired');
     if (entry.tenantStatus !== 'active') {
-      this.metrics.failures.inc({ reason: 'suspended' });
+      this.metrics.authFailed('suspended');
       throw new GatewayException('forbidden', 'This account is suspended.');
     }
   }
@@ -246,7 +247,7 @@ export class ApiKeyService {
   }
 
   private refuse(reason: AuthFailureReason): GatewayException {
-    this.metrics.failures.inc({ reason });
+    this.metrics.authFailed(reason);
     // One message for every reason: a caller learns nothing about which part was wrong.
     return new GatewayException('unauthorized', 'A valid API key is required.', {}, { 'www-authenticate': WWW_AUTHENTICATE });
   }

@@ -35,6 +35,9 @@ const ENV_KEYS: Record<string, { path: string; kind: 'string' | 'int' | 'list' |
   RATE_LIMIT_IP_PER_MINUTE: { path: 'rateLimit.ip.perMinute', kind: 'int' },
   RATE_LIMIT_PROXY_PER_MINUTE: { path: 'rateLimit.routes.proxy.perMinute', kind: 'int' },
   LOG_LEVEL: { path: 'logging.level', kind: 'string' },
+  METRICS_TOKEN: { path: 'metrics.token', kind: 'string' },
+  OTEL_EXPORTER_OTLP_ENDPOINT: { path: 'tracing.otlpEndpoint', kind: 'string' },
+  OTEL_SERVICE_NAME: { path: 'tracing.serviceName', kind: 'string' },
   DATA_DIR: { path: 'dataDir', kind: 'string' },
 };
 

@@ -92,6 +92,12 @@ export class UploadsConfig {
   @IsString() @MinLength(1) root: string;
   @IsInt() @Min(1) maxBytes = 20 * 1024 * 1024;
   @IsBoolean() allowSvg = false;
+  /** Processing options of the ready signed URL an upload answers with, e.g. `rs:fit:1024:1024/q:80`. */
+  @IsString()
+  @Matches(/^(?:[A-Za-z0-9_]+:[^/?#@\s]*(?:\/[A-Za-z0-9_]+:[^/?#@\s]*)*)?$/, {
+    message: 'must be imgproxy processing options like rs:fit:1024:1024/q:80',
+  })
+  signedUrlOptions = 'rs:fit:1024:1024';
 }
 
 export class BackendSeedConfig {
@@ -123,6 +129,10 @@ export class ProxyConfig {
   @IsInt() @Min(10) bodyIdleTimeoutMs = 30_000;
   @IsInt() @Min(0) @Max(10) retries = 2;
   @IsInt() @Min(0) retryBackoffMs = 50;
+  /** Ceiling of the jittered backoff window between failover attempts. */
+  @IsInt() @Min(0) @Max(60_000) retryBackoffCapMs = 1_000;
+  /** Backstop reload of the backends table, should a `backends-changed` message be lost. */
+  @IsInt() @Min(1) @Max(86_400) backendsReloadSeconds = 30;
   /** Largest request body forwarded on `/i/*` (most image requests have none). */
   @IsInt() @Min(0) maxRequestBodyBytes = 20 * 1024 * 1024;
   @IsInt() @Min(1) @Max(10_000) connectionsPerBackend = 128;
@@ -185,6 +195,13 @@ export class MetricsConfig {
   @IsOptional() @IsString() @MinLength(8) token?: string;
 }
 
+/** OpenTelemetry span export (OTLP/HTTP); off, at no cost, while `otlpEndpoint` is unset. */
+export class TracingConfig {
+  /** Collector base URL (OTEL_EXPORTER_OTLP_ENDPOINT); spans go to `<otlpEndpoint>/v1/traces`. */
+  @IsOptional() @IsString() @Matches(/^https?:\/\/[^\s]+$/, { message: 'must be an http(s) URL' }) otlpEndpoint?: string;
+  @IsString() @MinLength(1) @MaxLength(128) serviceName = 'imgproxy-gateway';
+}
+
 export class LoggingConfig {
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) level = 'info';
 }
@@ -209,5 +226,6 @@ export class GatewayConfig {
   @ValidateNested() @Type(() => UsageConfig) usage = new UsageConfig();
   @ValidateNested() @Type(() => RequestLogsConfig) requestLogs = new RequestLogsConfig();
   @ValidateNested() @Type(() => MetricsConfig) metrics = new MetricsConfig();
+  @ValidateNested() @Type(() => TracingConfig) tracing = new TracingConfig();
   @ValidateNested() @Type(() => LoggingConfig) logging = new LoggingConfig();
 }

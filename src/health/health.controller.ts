@@ -1,7 +1,9 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, Req } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import { SkipThrottle } from '@nestjs/throttler';
+import type { FastifyRequest } from 'fastify';
+import { BackendsHealthIndicator } from '../backends/backends.health';
 import { RedisHealthIndicator } from '../redis/redis.health';
 
 /** Kubernetes and load-balancer probes (SPEC §13): unauthenticated and never rate limited. */
@@ -13,6 +15,7 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly db: TypeOrmHealthIndicator,
     private readonly redis: RedisHealthIndicator,
+    private readonly backends: BackendsHealthIndicator,
   ) {}
 
   @Get('live')
@@ -23,15 +26,29 @@ export class HealthController {
 
   @Get('ready')
   @HealthCheck()
-  @ApiOperation({ summary: 'Readiness: PostgreSQL and Redis (or its fallback policy) answer.' })
+  @ApiOperation({ summary: 'Readiness: PostgreSQL and Redis (or its fallback policy) answer, and every configured backend pool has a healthy backend.' })
   ready() {
-    return this.health.check([() => this.db.pingCheck('database', { timeout: 2_000 }), () => this.redis.isReady()]);
+    return this.health.check([
+      () => this.db.pingCheck('database', { timeout: 2_000 }),
+      () => this.redis.isReady(),
+      () => this.backends.isReady(),
+    ]);
   }
 
   @Get()
   @HealthCheck()
   @ApiOperation({ summary: 'Summary of every dependency.' })
   summary() {
-    return this.health.check([() => this.db.pingCheck('database', { timeout: 2_000 }), () => this.redis.isHealthy()]);
+    return this.health.check([
+      () => this.db.pingCheck('database', { timeout: 2_000 }),
+      () => this.redis.isHealthy(),
+      () => this.backends.isReady(),
+    ]);
+  }
+
+  @Get('backends')
+  @ApiOperation({ summary: 'Each backend: name, pool, health, last check, circuit state; URLs and errors only with the admin token.' })
+  backendsReport(@Req() request: FastifyRequest) {
+    return this.backends.report(request);
   }
 }

@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { CidrMatcher } from '../common/net/cidr';
 import { IpAllowlistCache } from './ip-allowlist.cache';
-import { ipDenialsCounter } from './ip-allowlist.metrics';
+import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 
 /**
  * SPEC §5: the tenant's allowlist, checked after authentication (it needs the tenant) against
@@ -12,9 +12,10 @@ import { ipDenialsCounter } from './ip-allowlist.metrics';
  */
 @Injectable()
 export class IpAllowlistGuard implements CanActivate {
-  private readonly denials = ipDenialsCounter();
-
-  constructor(private readonly cache: IpAllowlistCache) {}
+  constructor(
+    private readonly cache: IpAllowlistCache,
+    private readonly metrics: GatewayMetrics,
+  ) {}
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
@@ -28,7 +29,7 @@ export class IpAllowlistGuard implements CanActivate {
 
   private check(matcher: CidrMatcher, clientIp: string): boolean {
     if (matcher.size === 0 || matcher.matches(clientIp)) return true;
-    this.denials.inc({ list: 'allowlist' });
+    this.metrics.ipDenied('allowlist');
     throw new GatewayException('ip_not_allowed');
   }
 }

@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { CidrMatcher } from '../common/net/cidr';
 import { GatewayConfig } from '../config/gateway-config';
-import { ipDenialsCounter } from './ip-allowlist.metrics';
+import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 
 /**
  * The global deny list of `security.ipDenyList` (SPEC §5), before authentication. Installed
@@ -14,9 +14,10 @@ import { ipDenialsCounter } from './ip-allowlist.metrics';
 @Injectable()
 export class IpDenyListGuard implements CanActivate {
   private readonly denied: CidrMatcher;
-  private readonly denials = ipDenialsCounter();
-
-  constructor(config: GatewayConfig) {
+  constructor(
+    config: GatewayConfig,
+    private readonly metrics: GatewayMetrics,
+  ) {
     this.denied = new CidrMatcher(config.security.ipDenyList);
   }
 
@@ -24,7 +25,7 @@ export class IpDenyListGuard implements CanActivate {
     if (this.denied.size === 0) return true;
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     if (!this.denied.matches(request.gw?.clientIp ?? '')) return true;
-    this.denials.inc({ list: 'denylist' });
+    this.metrics.ipDenied('deny_list');
     throw new GatewayException('ip_not_allowed');
   }
 }

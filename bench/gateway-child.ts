@@ -1,0 +1,18 @@
+/** The gateway in its own process, configured by the runner through BENCH_GATEWAY_CONFIG. */
+import 'reflect-metadata';
+import { createGatewayApp } from '../src/app.factory';
+import { loadConfig } from '../src/config/config.loader';
+import { runMigrations } from '../src/database/migration-runner';
+import { requiredEnv, serveParticipant } from './participant';
+
+serveParticipant('gateway', async () => {
+  const overrides = JSON.parse(requiredEnv('BENCH_GATEWAY_CONFIG')) as Record<string, unknown>;
+  // Production settings (config/production.yaml), with the secrets and limits the runner sets.
+  const { config } = loadConfig({ env: { NODE_ENV: 'production' }, overrides });
+  if (config.database.url && config.database.migrationsRun) await runMigrations(config.database.url);
+  const app = await createGatewayApp(config);
+  await app.listen(0, '127.0.0.1');
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return { url: `http://127.0.0.1:${port}`, close: () => app.close() };
+});

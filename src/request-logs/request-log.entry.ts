@@ -1,0 +1,30 @@
+/** One row of `request_logs` (SPEC §11), built in memory when a tenant-facing request ends. */
+export interface RequestLogEntry {
+  createdAt: Date;
+  requestId: string;
+  tenantId: string | null;
+  keyId: string | null;
+  backend: string | null;
+  method: string;
+  /** Route name set by the controller (`proxy`, `signed-proxy`, `upload`, `api`). */
+  route: string;
+  /** Path without its query string (where `?api_key=` would be). */
+  path: string;
+  status: number;
+  durationMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  clientIp: string | null;
+}
+
+/** The routes whose requests are logged to PostgreSQL; admin, health and metrics are not. */
+export const LOGGED_ROUTES: ReadonlySet<string> = new Set(['proxy', 'signed-proxy', 'upload', 'api']);
+
+const MAX_PATH_LENGTH = 2048;
+
+/** The raw URL's path: the query string is dropped, overlong paths are cut. */
+export function loggablePath(url: string): string {
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  return path.length > MAX_PATH_LENGTH ? path.slice(0, MAX_PATH_LENGTH) : path;
+}
