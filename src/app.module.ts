@@ -3,8 +3,8 @@ import { APP_FILTER } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
 import { LoggerModule } from 'nestjs-pino';
 import { AuditModule } from './audit/audit.module';
-import { AuthModule } from './auth/auth.module';
 import { BackendsModule } from './backends/backends.module';
+import { AuthModule } from './auth/auth.module';
 import { AllExceptionsFilter } from './common/errors/all-exceptions.filter';
 import { ConfigModule } from './config/config.module';
 import { GatewayConfig } from './config/gateway-config';
@@ -15,10 +15,13 @@ import { loggingOptions } from './logging/logging.options';
 import { MetricsModule } from './metrics/metrics.module';
 import { PlansModule } from './plans/plans.module';
 import { ProxyModule } from './proxy/proxy.module';
+import { QuotasModule } from './quotas/quotas.module';
+import { RateLimitModule } from './rate-limit/rate-limit.module';
 import { RedisModule } from './redis/redis.module';
 import { RequestLogsModule } from './request-logs/request-logs.module';
 import { TenantsModule } from './tenants/tenants.module';
 import { TracingModule } from './tracing/tracing.module';
+import { UsageModule } from './usage/usage.module';
 
 /** Capability and infrastructure modules only; each owns its controllers, guards and storage. */
 @Module({})
@@ -36,11 +39,15 @@ export class AppModule {
         TracingModule,
         RequestLogsModule,
         AuditModule,
+        // Rate limits and usage counters are global: the auth guard, proxy and uploads use them.
+        RateLimitModule,
+        UsageModule,
         // Before every module with guarded routes: IpAllowlistModule installs the global deny-list guard.
         IpAllowlistModule,
         PlansModule,
         TenantsModule,
         AuthModule,
+        QuotasModule,
         HealthModule,
         BackendsModule,
         ProxyModule,

@@ -1,0 +1,21 @@
+import { CallHandler, ExecutionContext, Injectable, NestInterceptor } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Observable, from, switchMap } from 'rxjs';
+import { QuotaService } from './quota.service';
+
+/**
+ * Step 7 of the pipeline (SPEC §2): the quota check, after authentication and rate limits (guards
+ * run before interceptors), before the handler does any work; the request is counted when its
+ * response ends. Requests without a tenant pass untouched.
+ */
+@Injectable()
+export class QuotaInterceptor implements NestInterceptor {
+  constructor(private readonly quotas: QuotaService) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const http = context.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    if (!request.gw?.auth) return next.handle();
+    return from(this.quotas.admit(request, http.getResponse<FastifyReply>())).pipe(switchMap(() => next.handle()));
+  }
+}

@@ -1,0 +1,21 @@
+import { Global, Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
+import { QuotaInterceptor } from './quota.interceptor';
+import { QuotaService } from './quota.service';
+import { UsageAdminController } from './usage-admin.controller';
+import { UsageAdminService } from './usage-admin.service';
+import { UsageController } from './usage.controller';
+
+/**
+ * Quotas (SPEC §6): the interceptor the proxy and uploads routes apply
+ * (`@UseInterceptors(QuotaInterceptor)`), QuotaService (storage reservations for uploads) and the
+ * usage APIs. Global so those modules need not import it.
+ */
+@Global()
+@Module({
+  imports: [AuthModule],
+  controllers: [UsageController, UsageAdminController],
+  providers: [QuotaService, QuotaInterceptor, UsageAdminService],
+  exports: [QuotaService, QuotaInterceptor],
+})
+export class QuotasModule {}

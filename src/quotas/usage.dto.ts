@@ -1,0 +1,88 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsOptional, Matches } from 'class-validator';
+
+export class UsagePeriodDto {
+  @ApiProperty({ description: 'First instant of the calendar month (UTC).', example: '2026-11-01T00:00:00.000Z' })
+  start: string;
+  @ApiProperty({ description: 'First instant of the next month (UTC): when the monthly quotas reset.', example: '2026-12-01T00:00:00.000Z' })
+  end: string;
+}
+
+export class UsageQuotaDto {
+  @ApiProperty({ description: 'The quota (plan value or per-tenant override).', example: 100000 })
+  limit: number;
+  @ApiProperty({ description: 'Used in the period.', example: 4217 })
+  used: number;
+  @ApiProperty({ description: 'limit − used, never negative.', example: 95783 })
+  remaining: number;
+}
+
+export class DailyUsageQuotaDto extends UsageQuotaDto {
+  @ApiProperty({ description: 'When the daily quota resets (next UTC midnight).', example: '2026-11-23T00:00:00.000Z' })
+  resetsAt: string;
+}
+
+export class TenantUsageResponseDto {
+  @ApiProperty({ type: UsagePeriodDto, description: 'The current calendar month (UTC).' })
+  period: UsagePeriodDto;
+  @ApiProperty({ type: UsageQuotaDto, description: 'Requests this month (monthlyRequests).' })
+  requests: UsageQuotaDto;
+  @ApiProperty({ type: UsageQuotaDto, description: 'Request + response bytes transferred this month (monthlyBandwidthBytes).' })
+  bandwidthBytes: UsageQuotaDto;
+  @ApiProperty({ type: UsageQuotaDto, description: 'Bytes of stored uploads (storageBytes).' })
+  storageBytes: UsageQuotaDto;
+  @ApiPropertyOptional({ type: DailyUsageQuotaDto, description: 'Requests today (dailyRequests), when the tenant has a daily quota.' })
+  dailyRequests?: DailyUsageQuotaDto;
+}
+
+const DAY = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
+
+export class UsageRangeQueryDto {
+  @ApiPropertyOptional({ description: 'First day (UTC, inclusive). Default: the first day of the current month.', example: '2026-11-01' })
+  @IsOptional()
+  @Matches(DAY, { message: 'from must be a date YYYY-MM-DD' })
+  from?: string;
+
+  @ApiPropertyOptional({ description: 'Last day (UTC, inclusive). Default: today. At most 366 days after from.', example: '2026-11-30' })
+  @IsOptional()
+  @Matches(DAY, { message: 'to must be a date YYYY-MM-DD' })
+  to?: string;
+}
+
+export class UsageTotalsDto {
+  @ApiProperty({ description: 'Requests counted.', example: 4217 })
+  requests: number;
+  @ApiProperty({ description: 'Request body bytes received from clients.', example: 1024 })
+  bytesIn: number;
+  @ApiProperty({ description: 'Response body bytes sent to clients.', example: 73400320 })
+  bytesOut: number;
+}
+
+export class UsageDayDto extends UsageTotalsDto {
+  @ApiProperty({ description: 'The UTC day.', example: '2026-11-22' })
+  day: string;
+  @ApiProperty({ description: 'Stored bytes when the day was last flushed.', example: 52428800 })
+  storageBytes: number;
+}
+
+export class TenantUsageReportDto {
+  @ApiProperty({ description: 'Tenant id.', example: '7d9f2c1e-3b4a-4c5d-8e6f-0a1b2c3d4e5f' })
+  tenantId: string;
+  @ApiProperty({ description: 'First day of the range.', example: '2026-11-01' })
+  from: string;
+  @ApiProperty({ description: 'Last day of the range.', example: '2026-11-30' })
+  to: string;
+  @ApiProperty({ type: [UsageDayDto], description: 'One row per day with usage, oldest first; days without usage are absent.' })
+  days: UsageDayDto[];
+  @ApiProperty({ type: UsageTotalsDto, description: 'Sums over the range.' })
+  totals: UsageTotalsDto;
+}
+
+export class UsageResetResponseDto {
+  @ApiProperty({ description: 'Tenant id.', example: '7d9f2c1e-3b4a-4c5d-8e6f-0a1b2c3d4e5f' })
+  tenantId: string;
+  @ApiProperty({ type: UsagePeriodDto, description: 'The month that was reset.' })
+  period: UsagePeriodDto;
+  @ApiProperty({ type: UsageTotalsDto, description: 'What the month held before the reset.' })
+  before: UsageTotalsDto;
+}

@@ -1,0 +1,37 @@
+import type { EffectiveLimits } from '../common/http/request-context';
+import type { RateLimitConfig, WindowLimitConfig } from '../config/gateway-config';
+import { type TokenBucket, tokenBucketKey } from './token-bucket';
+
+/** Route buckets that exist in config (`rateLimit.routes`), named by `@RateLimitRoute()`. */
+export type RateLimitRouteName = 'proxy' | 'upload';
+
+/** Buckets of one window config: per minute and/or per hour, sharing the configured burst. */
+function windowBuckets(scope: TokenBucket['scope'], id: string, limits: WindowLimitConfig): TokenBucket[] {
+  const buckets: TokenBucket[] = [];
+  if (limits.perMinute) buckets.push({ key: tokenBucketKey(scope, id, 60), scope, rate: limits.perMinute, windowSeconds: 60, burst: limits.burst });
+  if (limits.perHour) buckets.push({ key: tokenBucketKey(scope, id, 3600), scope, rate: limits.perHour, windowSeconds: 3600 });
+  return buckets;
+}
+
+/**
+ * Which buckets a request is checked against (SPEC §4), in header order: ip, tenant minute,
+ * tenant hour, route. The burst of a tenant applies to its per-minute bucket; the hourly bucket
+ * holds its hour's figure, so a fresh tenant may spend a full hour's allowance only at the
+ * per-minute pace.
+ */
+export class RateLimitBuckets {
+  constructor(private readonly config: RateLimitConfig) {}
+
+  ip(clientIp: string): TokenBucket[] {
+    return windowBuckets('ip', clientIp, this.config.ip);
+  }
+
+  tenant(tenantId: string, limits: Pick<EffectiveLimits, 'perMinute' | 'perHour' | 'burst'>): TokenBucket[] {
+    return windowBuckets('tenant', tenantId, { perMinute: limits.perMinute, perHour: limits.perHour, burst: limits.burst });
+  }
+
+  route(name: RateLimitRouteName | undefined): TokenBucket[] {
+    if (name === undefined) return [];
+    return windowBuckets('route', name, this.config.routes[name]);
+  }
+}

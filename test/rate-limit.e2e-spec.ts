@@ -1,0 +1,263 @@
+/**
+ * Rate limits end to end (SPEC §2.3, §4) on the real gateway, PostgreSQL and Redis: exact limits
+ * across two instances, the IP limit before key lookups, exact headers, all-or-nothing
+ * consumption, the store-failure policies against a Redis we kill, and the Redis round trips a
+ * request costs.
+ */
+import { randomBase62 } from '../src/auth/api-key-format';
+import { ApiKeyService } from '../src/auth/api-key.service';
+import { RedisService } from '../src/redis/redis.service';
+import { UsageService } from '../src/usage/usage.service';
+import { OwnRedis, type Tenant, createProbedApp, createTenant } from './quota-probe';
+import type { TestApp } from './support/test-app';
+
+const roomyIp = { rateLimit: { ip: { perMinute: 1_000_000 } } };
+const probe = (gw: TestApp, tenant: Tenant, query = '') => gw.fetch(`/probe${query}`, { headers: { 'x-api-key': tenant.key } });
+
+/** Polls `check` (never a fixed sleep), failing after `deadlineMs`. */
+async function eventually(check: () => Promise<boolean>, deadlineMs = 10_000): Promise<void> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > deadlineMs) throw new Error(`condition not met within ${deadlineMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('rate limits across two instances', () => {
+  let a: TestApp;
+  let b: TestApp;
+
+  beforeAll(async () => {
+    a = await createProbedApp({ config: roomyIp });
+    b = await createProbedApp({ config: roomyIp, database: a.database, redisPrefix: a.redisPrefix });
+  });
+  afterAll(async () => {
+    await b.close();
+    await a.close();
+  });
+
+  it('admits exactly 30 of 50 simultaneous requests for a 30/min tenant, spread over both instances', async () => {
+    const tenant = await createTenant(a, { rateLimits: { perMinute: 30 } });
+    const responses = await Promise.all(Array.from({ length: 50 }, (_, i) => probe(i % 2 ? b : a, tenant)));
+    const admitted = responses.filter((res) => res.status === 200).length;
+    // One token refills every 2 s: a run slower than that may admit one more.
+    expect(admitted).toBeGreaterThanOrEqual(30);
+    expect(admitted).toBeLessThanOrEqual(31);
+    const refused = responses.filter((res) => res.status === 429);
+    expect(refused).toHaveLength(50 - admitted);
+    const body = await refused[0].json();
+    expect(body.error).toMatchObject({ code: 'rate_limited', scope: 'tenant', retryAfter: expect.any(Number) });
+  });
+
+  it('sets exact headers on admitted and refused responses', async () => {
+    const tenant = await createTenant(a, { rateLimits: { perMinute: 10, perHour: 100 } });
+    const first = await probe(a, tenant);
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-ratelimit-limit')).toBe('10');
+    expect(first.headers.get('x-ratelimit-remaining')).toBe('9');
+    // One token of a 10/min bucket refills in 6 s: the bucket is full again then.
+    expect(first.headers.get('x-ratelimit-reset')).toBe('6');
+    expect(first.headers.get('ratelimit-policy')).toBe('"ip";q=1000000;w=60, "tenant";q=10;w=60, "tenant-hour";q=100;w=3600, "route";q=5000;w=60');
+    expect(first.headers.get('ratelimit')).toBe('"tenant";r=9;t=6');
+    expect(first.headers.get('retry-after')).toBeNull();
+
+    for (let i = 0; i < 9; i++) expect((await probe(i % 2 ? a : b, tenant)).status).toBe(200);
+    const refused = await probe(b, tenant);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('6');
+    expect(refused.headers.get('x-ratelimit-limit')).toBe('10');
+    expect(refused.headers.get('x-ratelimit-remaining')).toBe('0');
+    expect(refused.headers.get('ratelimit')).toMatch(/^"tenant";r=0;t=\d+$/);
+    expect(refused.headers.get('ratelimit-policy')).toContain('"tenant";q=10;w=60');
+    expect(await refused.json()).toEqual({
+      error: { code: 'rate_limited', message: expect.any(String), requestId: refused.headers.get('x-request-id'), scope: 'tenant', retryAfter: 6 },
+    });
+  });
+
+  it('rate limits the usage API too, and never counts rate-limited requests as usage', async () => {
+    const tenant = await createTenant(a, { rateLimits: { perMinute: 3 } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await probe(i % 2 ? a : b, tenant)).status);
+    for (let i = 0; i < 4; i++) statuses.push((await probe(i % 2 ? a : b, tenant)).status);
+    expect(statuses).toEqual([200, 200, 200, 429, 429, 429, 429]);
+    await Promise.all([a.app.get(UsageService).settled(), b.app.get(UsageService).settled()]);
+    // The usage call itself is a tenant request: its bucket is empty as well.
+    const limited = await a.fetch('/api/v1/usage', { headers: { 'x-api-key': tenant.key } });
+    expect(limited.status).toBe(429);
+    const report = await (await a.admin(`/admin/v1/tenants/${tenant.id}/usage`)).json();
+    expect(report.totals.requests).toBe(3);
+  });
+});
+
+describe('IP limit', () => {
+  let gw: TestApp;
+
+  beforeAll(async () => {
+    gw = await createProbedApp({ config: { rateLimit: { ip: { perMinute: 5 } } } });
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  it('cuts a flood of random keys from one address before it reaches the database', async () => {
+    const keys = gw.app.get(ApiKeyService);
+    const lookupsBefore = keys.stats().databaseLookups;
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const res = await gw.fetch('/api/v1/me', { headers: { 'x-api-key': `igw_${randomBase62(12)}_${randomBase62(32)}` } });
+      statuses.push(res.status);
+      if (res.status === 429) expect((await res.json()).error).toMatchObject({ code: 'rate_limited', scope: 'ip' });
+    }
+    expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
+    expect(statuses.slice(5)).toEqual(Array(15).fill(429));
+    expect(keys.stats().databaseLookups - lookupsBefore).toBe(5);
+  });
+});
+
+describe('all or nothing', () => {
+  let gw: TestApp;
+
+  beforeAll(async () => {
+    gw = await createProbedApp({ config: { rateLimit: { ip: { perMinute: 4 } } } });
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  it('takes no IP token for a request the tenant bucket refuses', async () => {
+    const first = await createTenant(gw, { rateLimits: { perMinute: 2 } });
+    const second = await createTenant(gw, { rateLimits: { perMinute: 100 } });
+    expect((await probe(gw, first)).status).toBe(200);
+    expect((await probe(gw, first)).status).toBe(200);
+    for (let i = 0; i < 3; i++) {
+      const refused = await probe(gw, first);
+      expect(refused.status).toBe(429);
+      expect((await refused.json()).error.scope).toBe('tenant');
+    }
+    // The IP (4/min) spent 2 tokens, not 5: another tenant from the same address gets the other 2.
+    expect((await probe(gw, second)).status).toBe(200);
+    expect((await probe(gw, second)).status).toBe(200);
+    const third = await probe(gw, second);
+    expect(third.status).toBe(429);
+    expect((await third.json()).error.scope).toBe('ip');
+  });
+});
+
+describe('Redis round trips', () => {
+  let gw: TestApp;
+
+  beforeAll(async () => {
+    gw = await createProbedApp({ config: { ...roomyIp, usage: { flushIntervalSeconds: 3600 } } });
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  it('costs a cached-key request exactly two: limits + quota counters together, then the count', async () => {
+    const tenant = await createTenant(gw);
+    const usage = gw.app.get(UsageService);
+    // Warm up: caches the key and seeds the month's counters.
+    expect((await probe(gw, tenant)).status).toBe(200);
+    await usage.settled();
+    const stream = (gw.app.get(RedisService).client as unknown as { stream: { write: (chunk: unknown, ...rest: unknown[]) => boolean } }).stream;
+    const write = stream.write;
+    const commands: string[] = [];
+    stream.write = function (chunk: unknown, ...rest: unknown[]) {
+      const text = String(chunk);
+      // Only this tenant's traffic: every hot-path key names the tenant.
+      if (text.includes(tenant.id)) commands.push(text);
+      return write.call(this, chunk, ...rest);
+    };
+    try {
+      const res = await probe(gw, tenant, '?out=123');
+      expect(res.status).toBe(200);
+      await usage.settled();
+    } finally {
+      stream.write = write;
+    }
+    expect(commands).toHaveLength(2);
+    expect(commands[0]).toMatch(/EVALSHA[\s\S]*HMGET/i);
+    expect(commands[1]).toMatch(/EVALSHA/i);
+  });
+});
+
+describe('store failure policies', () => {
+  let redis: OwnRedis;
+
+  beforeAll(async () => {
+    redis = await OwnRedis.start();
+  });
+  afterAll(async () => {
+    await redis.down();
+  });
+
+  it('local: keeps serving with in-process buckets while Redis is down, then returns to Redis', async () => {
+    await redis.up();
+    const gw = await createProbedApp({ config: { ...roomyIp, redis: { url: redis.url } } });
+    const usage = gw.app.get(UsageService);
+    try {
+      const tenant = await createTenant(gw, { rateLimits: { perMinute: 1000 } });
+      expect((await probe(gw, tenant)).status).toBe(200);
+      await usage.settled();
+      await usage.flush();
+
+      await redis.down();
+      for (let i = 0; i < 5; i++) {
+        const res = await probe(gw, tenant);
+        expect(res.status).toBe(200);
+        // Decided by the in-process twin: the same limits and headers.
+        expect(res.headers.get('x-ratelimit-limit')).toBe('1000');
+      }
+      const usageWhileDown = await gw.fetch('/api/v1/usage', { headers: { 'x-api-key': tenant.key } });
+      expect(usageWhileDown.status).toBe(200);
+      const metrics = await (await gw.fetch('/metrics')).text();
+      expect(metrics).toMatch(/gateway_store_errors_total\{store="redis"\} [1-9]/);
+
+      await redis.up();
+      const client = gw.app.get(RedisService).client!;
+      await eventually(async () => client.status === 'ready');
+      expect((await probe(gw, tenant)).status).toBe(200);
+      // Back on Redis: the tenant's bucket exists there again (the restarted server started empty).
+      expect(await client.exists(`${gw.redisPrefix}rl:{t:${tenant.id}}:60`)).toBe(1);
+      await usage.settled();
+      await usage.flush();
+      // 1 before, 5 during the outage (flushed straight to PostgreSQL), 1 after: nothing lost or doubled.
+      const report = await (await gw.fetch('/api/v1/usage', { headers: { 'x-api-key': tenant.key } })).json();
+      expect(report.requests.used).toBe(7);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('allow: lets requests through unchecked while Redis is down', async () => {
+    await redis.up();
+    const gw = await createProbedApp({ config: { ...roomyIp, redis: { url: redis.url }, rateLimit: { onStoreFailure: 'allow' } } });
+    try {
+      const tenant = await createTenant(gw, { rateLimits: { perMinute: 1 } });
+      expect((await probe(gw, tenant)).status).toBe(200);
+      await redis.down();
+      const res = await probe(gw, tenant);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-ratelimit-limit')).toBeNull();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('deny: answers 503 unavailable while Redis is down, and recovers by itself', async () => {
+    await redis.up();
+    const gw = await createProbedApp({ config: { ...roomyIp, redis: { url: redis.url }, rateLimit: { onStoreFailure: 'deny' } } });
+    try {
+      const tenant = await createTenant(gw);
+      expect((await probe(gw, tenant)).status).toBe(200);
+      await redis.down();
+      const res = await probe(gw, tenant);
+      expect(res.status).toBe(503);
+      expect((await res.json()).error.code).toBe('unavailable');
+      await redis.up();
+      await eventually(async () => (await probe(gw, tenant)).status === 200);
+    } finally {
+      await gw.close();
+    }
+  });
+});
