@@ -10,6 +10,7 @@ import { ConfigModule } from './config/config.module';
 import { GatewayConfig } from './config/gateway-config';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
+import { ImgproxyModule } from './imgproxy/imgproxy.module';
 import { IpAllowlistModule } from './ip-allowlist/ip-allowlist.module';
 import { loggingOptions } from './logging/logging.options';
 import { MetricsModule } from './metrics/metrics.module';
@@ -21,6 +22,7 @@ import { RedisModule } from './redis/redis.module';
 import { RequestLogsModule } from './request-logs/request-logs.module';
 import { TenantsModule } from './tenants/tenants.module';
 import { TracingModule } from './tracing/tracing.module';
+import { UploadsModule } from './uploads/uploads.module';
 import { UsageModule } from './usage/usage.module';
 
 /** Capability and infrastructure modules only; each owns its controllers, guards and storage. */
@@ -51,6 +53,8 @@ export class AppModule {
         HealthModule,
         BackendsModule,
         ProxyModule,
+        ImgproxyModule,
+        UploadsModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: AllExceptionsFilter }],
     };

@@ -1,0 +1,35 @@
+import { Controller, Get, Req, Res } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ProxyRoutes } from '../proxy/proxy-routes';
+import { ProxyService } from '../proxy/proxy.service';
+import { ImgproxyUrlService } from './imgproxy-url.service';
+import { SignedImagePipeline } from './signed-image.pipeline';
+import { verifiedImagePathOf } from './verified-image-path';
+
+export const SIGNED_MODE_ROUTE = '/t/*';
+
+/** Browser mode (SPEC §3): `/t/<keyId>/<signature>/<options>/<source>`, no API-key header needed. */
+@ApiTags('images')
+@Controller()
+export class SignedImageController {
+  constructor(
+    private readonly proxy: ProxyService,
+    private readonly urls: ImgproxyUrlService,
+    routes: ProxyRoutes,
+  ) {
+    routes.register(SIGNED_MODE_ROUTE, 'signed-proxy');
+  }
+
+  @Get('t/*')
+  @SignedImagePipeline()
+  @ApiOperation({
+    summary: 'A processed image by signed URL (build it with any imgproxy URL builder, base URL https://<gateway>/t/<keyId>).',
+  })
+  @ApiParam({ name: 'path', description: '<signature>/<processing options>/<source>, as imgproxy takes it.' })
+  @ApiOkResponse({ description: "The backend's image, streamed (status, body and cache headers preserved)." })
+  forward(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<unknown> {
+    const { upstreamPath, extraHeaders } = this.urls.upstreamFor(verifiedImagePathOf(request), request.gw.auth!);
+    return this.proxy.forward(request, reply, { upstreamPath, extraHeaders });
+  }
+}

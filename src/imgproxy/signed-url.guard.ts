@@ -1,0 +1,44 @@
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { ApiKeyService } from '../auth/api-key.service';
+import { GatewayException } from '../common/errors/gateway.exception';
+import { GatewayMetrics } from '../metrics/gateway-metrics.service';
+import { ImgproxyUrlService, signatureRefusal } from './imgproxy-url.service';
+import { setVerifiedImagePath } from './verified-image-path';
+
+/** Proxying an image, by header or by signed URL, needs this scope (SPEC §3). */
+const PROXY_SCOPE = 'images:read';
+
+/**
+ * Authentication of browser-mode URLs, `/t/<keyId>/<signature>/<options>/<source>` (SPEC §3): a
+ * browser cannot send an API-key header, so the imgproxy signature made with the key's
+ * URL-signing key and salt is the credential. Sets `request.gw.auth` (via `signed-url`), exactly
+ * like ApiKeyGuard does for header mode, so the tenant IP allowlist, rate limits and quota run
+ * after it unchanged. The key lookup is cached in process; a miss is charged to the client's IP
+ * bucket before PostgreSQL is asked (ApiKeyService).
+ */
+@Injectable()
+export class SignedUrlGuard implements CanActivate {
+  constructor(
+    private readonly keys: ApiKeyService,
+    private readonly urls: ImgproxyUrlService,
+    private readonly metrics: GatewayMetrics,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    const path = this.urls.parse(request.raw.url ?? '');
+    if (path.mode !== 'signed') throw new GatewayException('bad_url', 'Signed image URLs start with /t/<keyId>/.');
+    // Unknown, revoked and expired keys: 401; a suspended tenant: 403.
+    const key = await this.keys.resolveSigningKey(path.keyId, request);
+    const problem = this.urls.signatureProblem(path, key);
+    if (problem) {
+      this.metrics.authFailed(problem);
+      throw signatureRefusal(problem);
+    }
+    this.keys.assertScopes(key.auth, [PROXY_SCOPE]);
+    request.gw.auth = key.auth;
+    setVerifiedImagePath(request, path);
+    return true;
+  }
+}

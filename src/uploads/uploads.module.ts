@@ -1,0 +1,18 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AuthModule } from '../auth/auth.module';
+import { ImgproxyUrlModule } from '../imgproxy/imgproxy-url.module';
+import { ProxyModule } from '../proxy/proxy.module';
+import { ImageEntity } from './image.entity';
+import { ImagesRepository } from './images.repository';
+import { UploadsController } from './uploads.controller';
+import { UploadsService } from './uploads.service';
+
+/** Tenant uploads into the folder the imgproxy backends read (SPEC §8). */
+@Module({
+  imports: [TypeOrmModule.forFeature([ImageEntity]), AuthModule, ImgproxyUrlModule, ProxyModule],
+  controllers: [UploadsController],
+  providers: [ImagesRepository, UploadsService],
+  exports: [UploadsService],
+})
+export class UploadsModule {}

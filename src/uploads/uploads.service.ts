@@ -1,0 +1,232 @@
+import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { Injectable, Logger, Optional } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import sharp from 'sharp';
+import { ApiKeyService } from '../auth/api-key.service';
+import { GatewayException } from '../common/errors/gateway.exception';
+import type { AuthContext } from '../common/http/request-context';
+import { GatewayConfig } from '../config/gateway-config';
+import { ImgproxyUrlService } from '../imgproxy/imgproxy-url.service';
+import { QuotaService, type StorageReservation } from '../quotas/quota.service';
+import { ImagePageDto, ImageResponseDto } from './image.dto';
+import { ImagesRepository, StorageQuotaExceededError, type StoredImage } from './images.repository';
+import {
+  MalformedUploadError,
+  receiveMultipartUpload,
+  receiveRawUpload,
+  UnsupportedUploadTypeError,
+  UploadTooLargeError,
+  type ReceivedFile,
+} from './upload-receiver';
+
+/** Multipart framing (boundaries, part headers, small fields) a body may carry beyond the file itself. */
+const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
+const RAW_TYPES = /^(image\/[a-z0-9.+-]+|application\/octet-stream)$/;
+const MAX_ORIGINAL_NAME = 255;
+
+/**
+ * Uploads (SPEC §8): streams the body to a temporary file beside its final place, decides the type
+ * by magic bytes, then moves it into `<uploads.root>/tenants/<tenantId>/` and inserts the row in
+ * one transaction, so a refused, failed or abandoned upload leaves neither a file nor a row.
+ *
+ * Storage quota: checked before the write (QuotaService, also holding the declared size while the
+ * body streams) and enforced on the real size inside the insert transaction under a per-tenant
+ * lock, so concurrent uploads on any number of instances cannot overshoot it.
+ */
+@Injectable()
+export class UploadsService {
+  private readonly logger = new Logger('Uploads');
+  private readonly root: string;
+  private readonly urlOptions: string;
+
+  constructor(
+    private readonly images: ImagesRepository,
+    private readonly urls: ImgproxyUrlService,
+    private readonly keys: ApiKeyService,
+    private readonly config: GatewayConfig,
+    @Optional() private readonly quotas?: QuotaService,
+  ) {
+    this.root = resolve(config.uploads.root);
+    this.urlOptions = config.uploads.signedUrlOptions ? `/${config.uploads.signedUrlOptions}` : '';
+  }
+
+  async upload(request: FastifyRequest, auth: AuthContext): Promise<ImageResponseDto> {
+    const { maxBytes, allowSvg } = this.config.uploads;
+    // The route masks `request.headers['content-type']` to stream the body; the client's is on the raw request.
+    const headers = request.raw.headers;
+    const mediaType = (headers['content-type'] ?? 'application/octet-stream').split(';', 1)[0].trim().toLowerCase();
+    const multipart = mediaType === 'multipart/form-data';
+    if (!multipart && !RAW_TYPES.test(mediaType)) {
+      throw new GatewayException(
+        'unsupported_media_type',
+        'Send the image as multipart/form-data (field "file") or as a raw body with an image/* or application/octet-stream type.',
+      );
+    }
+    const declared = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
+    if (declared !== undefined && declared > maxBytes + (multipart ? MULTIPART_OVERHEAD_BYTES : 0)) {
+      throw tooLarge(maxBytes);
+    }
+
+    const reservation = await this.reserve(auth, !multipart && declared !== undefined ? declared : 0);
+    const folder = this.tenantFolder(auth.tenantId);
+    const id = randomUUID();
+    const tempPath = join(folder, `.${id}.upload`);
+    let received: ReceivedFile | undefined;
+    try {
+      await fs.mkdir(folder, { recursive: true });
+      const body = request.body instanceof Readable ? request.body : request.raw;
+      // Bandwidth counts what was transferred, refused uploads included (SPEC §6).
+      request.gw.bytesIn = 0;
+      body.on('data', (chunk: Buffer) => (request.gw.bytesIn = (request.gw.bytesIn ?? 0) + chunk.length));
+      const options = { tempPath, maxBytes, allowSvg };
+      received = multipart ? await receiveMultipartUpload(body, headers, options) : await receiveRawUpload(body, options);
+      const { width, height } = await this.dimensions(tempPath);
+      const fileName = `${id}.${received.type.extension}`;
+      const finalPath = join(folder, fileName);
+      let moved = false;
+      try {
+        const stored = await this.images.insertWithinQuota(
+          {
+            id,
+            tenantId: auth.tenantId,
+            fileName,
+            contentType: received.type.contentType,
+            sizeBytes: received.bytes,
+            sha256: received.sha256,
+            width,
+            height,
+            originalName: cleanOriginalName(received.originalName),
+          },
+          auth.limits.storageBytes,
+          async () => {
+            // Inside the transaction: if the rename fails, the row is rolled back.
+            await fs.rename(tempPath, finalPath);
+            moved = true;
+          },
+        );
+        return this.toResponse(stored, auth);
+      } catch (error) {
+        // The commit failed after the file moved: the file must go, there is no row for it.
+        if (moved) await removeQuietly(finalPath);
+        throw error;
+      }
+    } catch (error) {
+      await removeQuietly(tempPath);
+      throw this.refusal(error, maxBytes, auth);
+    } finally {
+      reservation?.release();
+    }
+  }
+
+  async list(auth: AuthContext, limit: number, offset: number): Promise<ImagePageDto> {
+    const page = await this.images.findPage(auth.tenantId, limit, offset);
+    const items = await Promise.all(page.items.map((image) => this.toResponse(image, auth)));
+    return { items, total: page.total, limit, offset };
+  }
+
+  async get(auth: AuthContext, id: string): Promise<ImageResponseDto> {
+    const image = await this.images.getById(auth.tenantId, id);
+    // Another tenant's image is as absent as a missing one.
+    if (!image) throw new GatewayException('not_found', 'No such image.');
+    return this.toResponse(image, auth);
+  }
+
+  /**
+   * Removes the row and the file, which frees its storage quota. The file is first moved aside
+   * inside the delete transaction (and moved back if the commit fails), so a failure never
+   * leaves a row without its file.
+   */
+  async delete(auth: AuthContext, id: string): Promise<void> {
+    const folder = this.tenantFolder(auth.tenantId);
+    let aside: { from: string; to: string } | undefined;
+    try {
+      const deleted = await this.images.deleteById(auth.tenantId, id, async (image) => {
+        const from = join(folder, image.fileName);
+        const to = join(folder, `.${image.id}.deleted`);
+        try {
+          await fs.rename(from, to);
+          aside = { from, to };
+        } catch (error) {
+          // Already gone from the disk: deleting the row is all that is left to do.
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        }
+      });
+      if (!deleted) throw new GatewayException('not_found', 'No such image.');
+    } catch (error) {
+      if (aside) await fs.rename(aside.to, aside.from).catch((e: Error) => this.logger.error(`could not restore ${aside?.from}: ${e.message}`));
+      throw error;
+    }
+    if (aside) await removeQuietly(aside.to);
+  }
+
+  /** `<uploads.root>/tenants/<tenantId>`; tenant ids are uuids, so they are safe path segments. */
+  tenantFolder(tenantId: string): string {
+    return join(this.root, 'tenants', tenantId);
+  }
+
+  private async toResponse(image: StoredImage, auth: AuthContext): Promise<ImageResponseDto> {
+    const source = `local:///${image.fileName}`;
+    return {
+      id: image.id,
+      bytes: image.sizeBytes,
+      type: image.contentType,
+      sha256: image.sha256,
+      width: image.width,
+      height: image.height,
+      source,
+      url: auth.keyId ? this.urls.signedTenantUrl(auth.keyId, await this.keys.resolveSigningKey(auth.keyId), source, this.urlOptions) : null,
+      originalName: image.originalName,
+      createdAt: image.createdAt,
+    };
+  }
+
+  /** Pre-write check (and hold of the declared size); the insert transaction has the last word. */
+  private async reserve(auth: AuthContext, bytes: number): Promise<StorageReservation | undefined> {
+    if (this.quotas) return this.quotas.reserveStorage(auth, bytes);
+    const stored = await this.images.storedBytes(auth.tenantId);
+    if (stored + bytes > auth.limits.storageBytes) throw storageExceeded(stored, auth.limits.storageBytes);
+    return undefined;
+  }
+
+  /** Width and height from the header; a file that does not decode as what its magic says is refused. */
+  private async dimensions(path: string): Promise<{ width: number | null; height: number | null }> {
+    try {
+      const metadata = await sharp(path).metadata();
+      return { width: metadata.width ?? null, height: metadata.height ?? null };
+    } catch {
+      // sharp's message names the temporary path; the client only needs the verdict.
+      throw new UnsupportedUploadTypeError(false);
+    }
+  }
+
+  private refusal(error: unknown, maxBytes: number, auth: AuthContext): unknown {
+    if (error instanceof UploadTooLargeError) return tooLarge(maxBytes);
+    if (error instanceof UnsupportedUploadTypeError) return new GatewayException('unsupported_media_type', error.message);
+    if (error instanceof MalformedUploadError) return new GatewayException('validation_failed', error.message, {}, { connection: 'close' });
+    if (error instanceof StorageQuotaExceededError) return storageExceeded(error.usedBytes, auth.limits.storageBytes);
+    return error;
+  }
+}
+
+function tooLarge(maxBytes: number): GatewayException {
+  // The rest of the body may still be on its way: close the connection after answering.
+  return new GatewayException('payload_too_large', `Uploads are limited to ${maxBytes} bytes.`, { limit: maxBytes }, { connection: 'close' });
+}
+
+function storageExceeded(used: number, limit: number): GatewayException {
+  return new GatewayException('quota_exceeded', 'The storageBytes quota is used up.', { quota: 'storageBytes', limit, used });
+}
+
+/** Kept for display only: control characters dropped, length bounded. */
+function cleanOriginalName(name: string | undefined): string | null {
+  if (!name) return null;
+  const cleaned = name.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, MAX_ORIGINAL_NAME);
+  return cleaned || null;
+}
+
+async function removeQuietly(path: string): Promise<void> {
+  await fs.rm(path, { force: true });
+}
