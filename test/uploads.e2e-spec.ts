@@ -104,6 +104,7 @@ describe('uploads /api/v1/images (real PostgreSQL, Redis, disk and imgproxy work
     expect(body).toEqual({
       id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       bytes: png.length,
+      size: png.length,
       type: 'image/png',
       sha256: createHash('sha256').update(png).digest('hex'),
       width: 320,
@@ -162,6 +163,18 @@ describe('uploads /api/v1/images (real PostgreSQL, Redis, disk and imgproxy work
     expect(await rowsOf(a)).toEqual([`${second.id}.png`]);
     expect((await gw.fetch(`/api/v1/images/${first.id}`, { headers: { 'x-api-key': a.key } })).status).toBe(404);
     expect((await gw.fetch(`/api/v1/images/${first.id}`, { method: 'DELETE', headers: { 'x-api-key': a.key } })).status).toBe(404);
+  });
+
+  it("removes a deleted tenant's files with its rows", async () => {
+    const gone = await createTenant('gone@uploads.example');
+    const kept = await (await uploadRaw(a, png)).json();
+    await uploadRaw(gone, png);
+    await uploadMultipart(gone, png);
+    expect(filesOf(gone)).toHaveLength(2);
+    expect((await gw.admin(`/admin/v1/tenants/${gone.id}`, { method: 'DELETE' })).status).toBe(204);
+    expect(existsSync(folder(gone))).toBe(false);
+    expect(await rowsOf(gone)).toEqual([]);
+    expect(filesOf(a)).toEqual([`${kept.id}.png`]);
   });
 
   it("never shows a tenant another tenant's images", async () => {

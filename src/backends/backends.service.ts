@@ -52,6 +52,7 @@ export class BackendsService implements OnApplicationBootstrap, OnApplicationShu
     this.redis
       .subscribe(BACKENDS_CHANGED_CHANNEL, () => void this.reload())
       .catch((error: Error) => this.logger.warn(`backends-changed subscription: ${error.message}`));
+    this.redis.onResubscribed(() => void this.reload());
     const timer = setInterval(() => void this.reload(), this.config.proxy.backendsReloadSeconds * 1000);
     timer.unref();
     this.scheduler.addInterval(RELOAD_INTERVAL, timer);

@@ -81,6 +81,16 @@ describe('loadConfig', () => {
     expect(problems.join('\n')).toMatch(/BACKENDS/);
   });
 
+  it('refuses an imgproxy key without its salt and a malformed allowed source', () => {
+    const problems = problemsOf(() =>
+      loadConfig({ env: { ...secrets, IMGPROXY_KEY: 'abcd' }, overrides: { imgproxy: { allowedSources: ['http://user@evil.example/'] } } }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^IMGPROXY_SALT \(imgproxy\.salt\): required when IMGPROXY_KEY is set/),
+      expect.stringMatching(/^imgproxy\.allowedSources\[0\]: /),
+    ]);
+  });
+
   it('refuses unknown keys in YAML (a typo must not be silently ignored)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'igw-config-'));
     writeFileSync(join(dir, 'default.yaml'), 'server:\n  prot: 80\n');

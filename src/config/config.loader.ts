@@ -5,6 +5,7 @@ import { plainToInstance } from 'class-transformer';
 import { ValidationError, validateSync } from 'class-validator';
 import { parse as parseYaml } from 'yaml';
 import { projectRoot } from '../common/project-root';
+import { parseSourcePrefix } from '../signing/source-policy';
 import { GatewayConfig } from './gateway-config';
 
 type Plain = Record<string, unknown>;
@@ -101,12 +102,32 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   for (const { path, message } of flattenErrors(errors)) byPath.set(path, [...(byPath.get(path) ?? []), message]);
   for (const [path, messages] of byPath) problems.push(describe(path, messages.reverse().join('; '), sources));
 
+  if (problems.length === 0) problems.push(...crossFieldProblems(config));
+
   const generated: string[] = [];
   if (problems.length === 0) {
     requireSecrets(config, problems, options.generateDevSecrets ?? false, generated);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return { config, generated };
+}
+
+/** Rules that span several keys or need a parser richer than a decorator. */
+function crossFieldProblems(config: GatewayConfig): string[] {
+  const problems: string[] = [];
+  const { key, salt, allowedSources } = config.imgproxy;
+  if (Boolean(key) !== Boolean(salt)) {
+    const [missing, missingEnv, presentEnv] = key ? ['imgproxy.salt', 'IMGPROXY_SALT', 'IMGPROXY_KEY'] : ['imgproxy.key', 'IMGPROXY_KEY', 'IMGPROXY_SALT'];
+    problems.push(`${missingEnv} (${missing}): required when ${presentEnv} is set (imgproxy signs with both)`);
+  }
+  allowedSources.forEach((prefix, i) => {
+    try {
+      parseSourcePrefix(prefix);
+    } catch (error) {
+      problems.push(`imgproxy.allowedSources[${i}]: ${(error as Error).message}`);
+    }
+  });
+  return problems;
 }
 
 function readYaml(file: string, problems: string[]): Plain {

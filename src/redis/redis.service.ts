@@ -18,6 +18,7 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
   private subscriber?: Redis;
   private readonly localBus = new EventEmitter();
   private readonly handlers = new Map<string, Set<MessageHandler>>();
+  private readonly resubscribedHandlers = new Set<() => void>();
 
   constructor(private readonly config: GatewayConfig) {
     this.prefix = config.redis.keyPrefix;
@@ -77,11 +78,25 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
       this.subscriber.on('message', (ch: string, message: string) => {
         for (const h of this.handlers.get(ch) ?? []) h(message);
       });
+      let connectedBefore = false;
+      this.subscriber.on('ready', () => {
+        if (connectedBefore) for (const h of this.resubscribedHandlers) h();
+        connectedBefore = true;
+      });
       await this.subscriber.connect().catch((error: Error) => this.logger.warn(`Redis subscriber: ${error.message}`));
     }
     // Not awaited: while Redis is down the subscription waits in the offline queue and start-up
     // must not wait with it; ioredis subscribes once connected and again after every reconnect.
     this.subscriber.subscribe(fullChannel).catch((error: Error) => this.logger.warn(`subscribe ${channel}: ${error.message}`));
+  }
+
+  /**
+   * Called when the subscriber connection is back after an outage. Messages published meanwhile
+   * were lost (pub/sub keeps nothing), so subscribers resynchronise: caches drop what they hold,
+   * registries reload, instead of waiting for their TTLs.
+   */
+  onResubscribed(handler: () => void): void {
+    this.resubscribedHandlers.add(handler);
   }
 
   async ping(): Promise<number> {

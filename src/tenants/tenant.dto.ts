@@ -18,6 +18,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { PageQueryDto } from '../common/pagination/page.dto';
+import { IsSourcePrefix } from '../signing/is-source-prefix.validator';
 
 const MAX_BIG = Number.MAX_SAFE_INTEGER;
 /** Set and not null: null is the "clear this override" value of a PATCH. */
@@ -88,7 +89,7 @@ export class TenantUpdateDto {
     example: ['https://cdn.acme.example/', 'https://images.acme.example/public/'],
   })
   @IsOptional() @IsArray() @ArrayMaxSize(100) @IsString({ each: true }) @MaxLength(2048, { each: true })
-  @Matches(/^[a-z][a-z0-9+.-]*:\/\/\S+$/i, { each: true, message: 'each value in allowedSources must be a URL prefix such as https://cdn.example.com/' })
+  @IsSourcePrefix({ each: true })
   allowedSources?: string[];
 
   @ApiPropertyOptional({ description: 'Accept `insecure` instead of a signature on /t/ URLs.', example: false })

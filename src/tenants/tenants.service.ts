@@ -1,9 +1,12 @@
-import { Injectable } from '@nestjs/common';
+import { rm } from 'node:fs/promises';
+import { Injectable, Logger } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { AuthInvalidationService } from '../auth/invalidation/auth-invalidation.service';
 import { GatewayException } from '../common/errors/gateway.exception';
+import { tenantFolder } from '../common/tenant-folder';
+import { GatewayConfig } from '../config/gateway-config';
 import { PlansService } from '../plans/plans.service';
 import { QUOTA_OVERRIDE_FIELDS, RATE_LIMIT_OVERRIDE_FIELDS, applyOverridePatch, mergeLimits } from './effective-limits';
 import { TenantCreateDto, TenantListQueryDto, TenantPageDto, TenantResponseDto, TenantUpdateDto } from './tenant.dto';
@@ -12,11 +15,14 @@ import { TenantFields, TenantsRepository } from './tenants.repository';
 
 @Injectable()
 export class TenantsService {
+  private readonly logger = new Logger(TenantsService.name);
+
   constructor(
     private readonly tenants: TenantsRepository,
     private readonly plans: PlansService,
     private readonly audit: AuditService,
     private readonly invalidation: AuthInvalidationService,
+    private readonly config: GatewayConfig,
   ) {}
 
   async create(request: FastifyRequest, dto: TenantCreateDto): Promise<TenantResponseDto> {
@@ -72,6 +78,11 @@ export class TenantsService {
       await this.audit.record(request, { action: 'tenant.delete', targetType: 'tenant', targetId: id, before: toTenantResponse(tenant) }, manager);
     });
     await this.invalidation.publish({ kind: 'tenant', id });
+    // The rows are gone (images cascade with the tenant); its files go too, after the commit, so a
+    // rolled-back delete never loses a file. A failure here leaves only unreferenced files.
+    await rm(tenantFolder(this.config.uploads.root, id), { recursive: true, force: true }).catch((error: Error) =>
+      this.logger.warn(`uploads of deleted tenant ${id} not removed: ${error.message}`),
+    );
   }
 
   /**

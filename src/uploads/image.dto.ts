@@ -7,6 +7,9 @@ export class ImageResponseDto {
   @ApiProperty({ description: 'Size of the stored file in bytes (counts toward the storageBytes quota).', example: 48213 })
   bytes: number;
 
+  @ApiProperty({ description: 'The same figure under the name the product specification uses.', example: 48213 })
+  size: number;
+
   @ApiProperty({ description: 'Media type decided from the file content, not from the request.', example: 'image/png' })
   type: string;
 

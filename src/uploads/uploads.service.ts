@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { ApiKeyService } from '../auth/api-key.service';
 import { GatewayException } from '../common/errors/gateway.exception';
 import type { AuthContext } from '../common/http/request-context';
+import { tenantFolder } from '../common/tenant-folder';
 import { GatewayConfig } from '../config/gateway-config';
 import { ImgproxyUrlService } from '../imgproxy/imgproxy-url.service';
 import { QuotaService, type StorageReservation } from '../quotas/quota.service';
@@ -162,9 +163,8 @@ export class UploadsService {
     if (aside) await removeQuietly(aside.to);
   }
 
-  /** `<uploads.root>/tenants/<tenantId>`; tenant ids are uuids, so they are safe path segments. */
   tenantFolder(tenantId: string): string {
-    return join(this.root, 'tenants', tenantId);
+    return tenantFolder(this.root, tenantId);
   }
 
   private async toResponse(image: StoredImage, auth: AuthContext): Promise<ImageResponseDto> {
@@ -172,6 +172,7 @@ export class UploadsService {
     return {
       id: image.id,
       bytes: image.sizeBytes,
+      size: image.sizeBytes,
       type: image.contentType,
       sha256: image.sha256,
       width: image.width,

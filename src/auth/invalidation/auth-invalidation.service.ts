@@ -44,6 +44,9 @@ export class AuthInvalidationService implements OnModuleInit {
       const event = decode(message.slice(separator + 1));
       if (event) this.apply(event);
     });
+    // Revocations published while this instance was cut off from Redis never arrive: forget
+    // every cached key, so the 2-second promise holds after an outage too.
+    this.redis.onResubscribed(() => this.apply({ kind: 'all' }));
   }
 
   onInvalidate(listener: Listener): void {

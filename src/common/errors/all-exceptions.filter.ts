@@ -57,11 +57,15 @@ export class AllExceptionsFilter implements ExceptionFilter {
         extras.details = (response as { message: string[] }).message;
         message = 'The request is invalid.';
       }
-      // Terminus answers 503 with the per-dependency report: keep it, it is what a probe reader needs.
+      // Terminus answers 503 with the per-dependency report: keep which dependency is down (what a
+      // probe reader needs) but not the drivers' messages, which can name internal addresses and
+      // users; those go to the log with the request id.
       if (typeof response === 'object' && (response as { details?: unknown }).details) {
-        extras.details = (response as { details: unknown }).details;
+        const details = (response as { details: Record<string, unknown> }).details;
+        extras.details = publicHealthDetails(details);
+        this.logger.warn({ requestId, details }, 'not ready');
       }
-      if (status >= 500 && status !== 503) this.logger.error({ requestId, err: exception }, 'request failed');
+      if (status >= 500 && status !== 503) this.logger.error({ requestId, err: loggableError(exception) }, 'request failed');
       return { status, code, message, extras, headers: {} };
     }
     const frameworkError = exception as FrameworkError;
@@ -71,9 +75,29 @@ export class AllExceptionsFilter implements ExceptionFilter {
       const code: ErrorCode = codeForStatus(status);
       return { status, code, message: publicMessage(frameworkError, code), extras: {}, headers: {} };
     }
-    this.logger.error({ requestId, err: exception }, 'unhandled error');
+    this.logger.error({ requestId, err: loggableError(exception) }, 'unhandled error');
     return { status: 500, code: 'internal_error' as ErrorCode, message: ERROR_CATALOGUE.internal_error.message, extras: {}, headers: {} };
   }
+}
+
+/** Per dependency: its status and the fields the indicators chose to publish, never `message`/`error`. */
+function publicHealthDetails(details: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(details)) {
+    if (typeof value !== 'object' || value === null) continue;
+    const { message: _message, error: _error, ...rest } = value as Record<string, unknown>;
+    out[name] = rest;
+  }
+  return out;
+}
+
+/**
+ * The error as logged: name, message and stack, without the fields database drivers attach
+ * (`parameters` of a failed query can hold key hashes, encrypted signing material, emails).
+ */
+function loggableError(exception: unknown): unknown {
+  if (!(exception instanceof Error)) return exception;
+  return { type: exception.name, message: exception.message, stack: exception.stack, code: (exception as FrameworkError).code };
 }
 
 function publicMessage(error: FrameworkError, code: ErrorCode): string {

@@ -23,6 +23,13 @@ describe('CidrMatcher', () => {
     expect(new CidrMatcher([]).matches('1.2.3.4')).toBe(false);
   });
 
+  it('refuses the non-canonical IPv4 spellings ipaddr.js would read as another network', () => {
+    for (const text of ['010.0.0.1', '24', '127.1', '0x7f.1', '10.1/8', '10.0.0.0/08x', 'fe80::1%eth0', ' ']) {
+      expect(isValidCidr(text)).toBe(false);
+    }
+    expect(new CidrMatcher(['10.0.0.0/8']).matches('012.0.0.1')).toBe(false);
+  });
+
   it('refuses invalid ranges', () => {
     expect(isValidCidr('10.0.0.0/33')).toBe(false);
     expect(isValidCidr('300.1.1.1')).toBe(false);

@@ -2,9 +2,19 @@ import * as ipaddr from 'ipaddr.js';
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
+/**
+ * Only the canonical spellings: four dotted decimals for IPv4 (ipaddr.js also takes octal
+ * `010.0.0.1`, short `127.1` and bare `24`, which would make an allowlist entry cover another
+ * network than the one typed) and IPv6 without a zone id.
+ */
+function isCanonicalAddress(address: string): boolean {
+  if (address.includes(':')) return !address.includes('%') && ipaddr.IPv6.isValid(address);
+  return ipaddr.IPv4.isValidFourPartDecimal(address);
+}
+
 /** Parses an address, folding IPv4-mapped IPv6 (`::ffff:a.b.c.d`) into IPv4. */
 export function parseAddress(address: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
-  if (!ipaddr.isValid(address)) return undefined;
+  if (!isCanonicalAddress(address)) return undefined;
   const parsed = ipaddr.parse(address);
   if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
     return (parsed as ipaddr.IPv6).toIPv4Address();
@@ -22,6 +32,8 @@ export function parseCidr(text: string): Range | undefined {
   const value = text.trim();
   try {
     if (value.includes('/')) {
+      const slash = value.indexOf('/');
+      if (!isCanonicalAddress(value.slice(0, slash)) || !/^\d{1,3}$/.test(value.slice(slash + 1))) return undefined;
       const [address, bits] = ipaddr.parseCIDR(value);
       if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
         return [(address as ipaddr.IPv6).toIPv4Address(), bits - 96];
