@@ -81,6 +81,11 @@ describe('quotas across two instances', () => {
 
     const report = await (await a.admin(`/admin/v1/tenants/${tenant.id}/usage`)).json();
     expect(report.totals).toEqual({ requests: 25, bytesIn: 0, bytesOut: 0 });
+    // The current period in the shape of SPEC §16, as the tenant sees it at /api/v1/usage.
+    expect(report.requests).toEqual({ limit: 25, used: 25, remaining: 0 });
+    expect(report.period).toEqual((await usageOf(a, tenant)).period);
+    expect(report.bandwidthBytes).toMatchObject({ used: 0 });
+    expect(report.storageBytes).toMatchObject({ used: 0 });
     expect(report.days).toEqual([{ day: usagePeriodOf(new Date()).day, requests: 25, bytesIn: 0, bytesOut: 0, storageBytes: 0 }]);
 
     const reset = await a.admin(`/admin/v1/tenants/${tenant.id}/usage/reset`, { method: 'POST' });

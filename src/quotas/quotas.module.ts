@@ -1,5 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
+import { TenantsModule } from '../tenants/tenants.module';
 import { QuotaInterceptor } from './quota.interceptor';
 import { QuotaService } from './quota.service';
 import { UsageAdminController } from './usage-admin.controller';
@@ -13,7 +14,7 @@ import { UsageController } from './usage.controller';
  */
 @Global()
 @Module({
-  imports: [AuthModule],
+  imports: [AuthModule, TenantsModule],
   controllers: [UsageController, UsageAdminController],
   providers: [QuotaService, QuotaInterceptor, UsageAdminService],
   exports: [QuotaService, QuotaInterceptor],

@@ -1,8 +1,9 @@
-import { Get, HttpCode, Param, ParseUUIDPipe, Post, Query, Req } from '@nestjs/common';
+import { Get, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import { ApiNotFoundResponse, ApiOkResponse, ApiOperation } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
 import { AdminController } from '../admin/admin-controller.decorator';
 import { ErrorResponseDto } from '../common/errors/error-response.dto';
+import { UuidParamPipe } from '../tenants/uuid-param.pipe';
 import { UsageAdminService } from './usage-admin.service';
 import { TenantUsageReportDto, UsageRangeQueryDto, UsageResetResponseDto } from './usage.dto';
 
@@ -14,7 +15,7 @@ export class UsageAdminController {
   @ApiOperation({ summary: 'Usage per UTC day over a date range (default: this month), with totals. Pending counts are flushed first.' })
   @ApiOkResponse({ type: TenantUsageReportDto })
   @ApiNotFoundResponse({ description: 'No such tenant.', type: ErrorResponseDto })
-  report(@Param('id', new ParseUUIDPipe()) id: string, @Query() query: UsageRangeQueryDto): Promise<TenantUsageReportDto> {
+  report(@Param('id', UuidParamPipe) id: string, @Query() query: UsageRangeQueryDto): Promise<TenantUsageReportDto> {
     return this.usage.report(id, query.from, query.to);
   }
 
@@ -23,7 +24,7 @@ export class UsageAdminController {
   @ApiOperation({ summary: "Resets the tenant's request and bandwidth usage of the current month (audit-logged)." })
   @ApiOkResponse({ type: UsageResetResponseDto })
   @ApiNotFoundResponse({ description: 'No such tenant.', type: ErrorResponseDto })
-  reset(@Param('id', new ParseUUIDPipe()) id: string, @Req() request: FastifyRequest): Promise<UsageResetResponseDto> {
+  reset(@Param('id', UuidParamPipe) id: string, @Req() request: FastifyRequest): Promise<UsageResetResponseDto> {
     return this.usage.reset(id, request);
   }
 }

@@ -2,9 +2,11 @@ import { Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { AuditService } from '../audit/audit.service';
 import { GatewayException } from '../common/errors/gateway.exception';
+import { TenantsService } from '../tenants/tenants.service';
 import { usagePeriodOf } from '../usage/usage-period';
 import { UsageRepository } from '../usage/usage.repository';
 import { UsageService } from '../usage/usage.service';
+import { QuotaService } from './quota.service';
 import type { TenantUsageReportDto, UsageResetResponseDto } from './usage.dto';
 
 const MAX_RANGE_DAYS = 366;
@@ -16,10 +18,12 @@ export class UsageAdminService {
     private readonly usage: UsageService,
     private readonly repository: UsageRepository,
     private readonly audit: AuditService,
+    private readonly tenants: TenantsService,
+    private readonly quotas: QuotaService,
   ) {}
 
   async report(tenantId: string, from?: string, to?: string, now: Date = new Date()): Promise<TenantUsageReportDto> {
-    await this.assertTenant(tenantId);
+    const tenant = await this.tenants.get(tenantId);
     const period = usagePeriodOf(now);
     const first = from ?? period.monthStart.toISOString().slice(0, 10);
     const last = to ?? period.day;
@@ -34,7 +38,8 @@ export class UsageAdminService {
       totals.bytesIn += day.bytesIn;
       totals.bytesOut += day.bytesOut;
     }
-    return { tenantId, from: first, to: last, days, totals };
+    const current = await this.quotas.report({ tenantId, limits: tenant.limits }, now);
+    return { ...current, tenantId, from: first, to: last, days, totals };
   }
 
   async reset(tenantId: string, request: FastifyRequest, now: Date = new Date()): Promise<UsageResetResponseDto> {

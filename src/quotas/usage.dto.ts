@@ -65,7 +65,8 @@ export class UsageDayDto extends UsageTotalsDto {
   storageBytes: number;
 }
 
-export class TenantUsageReportDto {
+/** The tenant's current period (the same shape the tenant reads at /api/v1/usage), plus the range asked for. */
+export class TenantUsageReportDto extends TenantUsageResponseDto {
   @ApiProperty({ description: 'Tenant id.', example: '7d9f2c1e-3b4a-4c5d-8e6f-0a1b2c3d4e5f' })
   tenantId: string;
   @ApiProperty({ description: 'First day of the range.', example: '2026-11-01' })
