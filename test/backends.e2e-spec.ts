@@ -1,10 +1,17 @@
 import { TestApp, createTestApp } from './support/test-app';
 import { TestBackend, startBackend, waitFor } from './support/http-backends';
+import { HIGH_RATE_LIMIT_CONFIG, TenantWithKey, UNLIMITED, createTenantWithKey, sandboxedPlainPath } from './support/tenants';
 
-async function bodiesOf(gw: TestApp, n: number, prefix = 'w'): Promise<Record<string, number>> {
+/** A header-mode image request of the tenant, through the full pipeline. */
+function fetchImage(gw: TestApp, tenant: TenantWithKey, file: string): Promise<Response> {
+  return gw.fetch(`/i/insecure/plain/local:///${file}`, { headers: { 'x-api-key': tenant.key } });
+}
+
+/** n image requests; how many each backend (named by its body) answered. */
+async function bodiesOf(gw: TestApp, tenant: TenantWithKey, n: number, prefix = 'w'): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   for (let i = 0; i < n; i++) {
-    const res = await gw.fetch(`/i/${prefix}/${i}`);
+    const res = await fetchImage(gw, tenant, `${prefix}-${i}.jpg`);
     expect(res.status).toBe(200);
     const body = await res.text();
     counts[body] = (counts[body] ?? 0) + 1;
@@ -101,6 +108,7 @@ describe('balancing and run-time changes across instances', () => {
   let extra: TestBackend;
   let a: TestApp;
   let b: TestApp;
+  let tenant: TenantWithKey;
 
   beforeAll(async () => {
     heavy = await startBackend({ name: 'heavy' });
@@ -114,9 +122,12 @@ describe('balancing and run-time changes across instances', () => {
       // Checks and the periodic reload stay out of the way: propagation must come from pub/sub.
       healthCheck: { intervalSeconds: 3600 },
       proxy: { backendsReloadSeconds: 3600 },
+      ...HIGH_RATE_LIMIT_CONFIG,
     };
     a = await createTestApp({ config });
     b = await createTestApp({ config, database: a.database, redisPrefix: a.redisPrefix });
+    // One tenant of the deployment: created on a, its key works on both instances.
+    tenant = await createTenantWithKey(a, { scopes: ['images:read'], ...UNLIMITED });
   });
   afterAll(async () => {
     await a.close();
@@ -125,16 +136,18 @@ describe('balancing and run-time changes across instances', () => {
   });
 
   it('splits traffic 70/30 by weight', async () => {
-    expect(await bodiesOf(a, 200, 'split')).toEqual({ heavy: 140, light: 60 });
+    expect(await bodiesOf(a, tenant, 200, 'split')).toEqual({ heavy: 140, light: 60 });
+    const urls = [...heavy.imageRequests, ...light.imageRequests].map((r) => r.url);
+    expect(urls).toContain(sandboxedPlainPath(tenant.tenantId, '', 'split-199.jpg'));
   });
 
   it('sends traffic to a backend added on another instance without a restart', async () => {
     const created = await a.admin('/admin/v1/backends', { method: 'POST', json: { name: 'extra', url: extra.url, weight: 100 } });
     expect(created.status).toBe(201);
     const { id } = await created.json();
-    await waitFor('instance b to route to the new backend', async () => (await (await b.fetch('/i/probe')).text()) === 'extra', 5_000);
+    await waitFor('instance b to route to the new backend', async () => (await (await fetchImage(b, tenant, 'probe.jpg')).text()) === 'extra', 5_000);
     const before = extra.hits;
-    const counts = await bodiesOf(b, 20, 'added');
+    const counts = await bodiesOf(b, tenant, 20, 'added');
     expect(counts.extra).toBeGreaterThanOrEqual(9);
     expect(extra.hits - before).toBe(counts.extra);
 
@@ -144,7 +157,7 @@ describe('balancing and run-time changes across instances', () => {
       const state = (await (await b.admin('/admin/v1/backends')).json()).find((x: { name: string }) => x.name === 'extra').state;
       return state?.available === false;
     }, 5_000);
-    expect((await bodiesOf(b, 10, 'drained')).extra).toBeUndefined();
+    expect((await bodiesOf(b, tenant, 10, 'drained')).extra).toBeUndefined();
 
     // Deleting on instance b removes it from instance a.
     expect((await b.admin(`/admin/v1/backends/${id}`, { method: 'DELETE' })).status).toBe(204);
@@ -155,13 +168,16 @@ describe('balancing and run-time changes across instances', () => {
 describe('with Redis down', () => {
   it('starts, and applies admin changes on the instance that made them (others catch up by the periodic reload)', async () => {
     const backend = await startBackend({ name: 'redis-down' });
-    const gw = await createTestApp({ config: { redis: { url: 'redis://127.0.0.1:1' }, healthCheck: { intervalSeconds: 3600 } } });
+    const gw = await createTestApp({ config: { redis: { url: 'redis://127.0.0.1:1' }, healthCheck: { intervalSeconds: 3600 }, ...HIGH_RATE_LIMIT_CONFIG } });
     try {
+      const tenant = await createTenantWithKey(gw, { scopes: ['images:read'], ...UNLIMITED });
       const created = await gw.admin('/admin/v1/backends', { method: 'POST', json: { name: 'redis-down', url: backend.url, weight: 1 } });
       expect(created.status).toBe(201);
-      const res = await gw.fetch('/i/any');
+      // The full pipeline runs on its Redis failure policies (rate limits `local`, usage buffered).
+      const res = await fetchImage(gw, tenant, 'any.jpg');
       expect(res.status).toBe(200);
       expect(await res.text()).toBe('redis-down');
+      expect(backend.imageRequests.at(-1)?.url).toBe(sandboxedPlainPath(tenant.tenantId, '', 'any.jpg'));
     } finally {
       await gw.close();
       await backend.stop();

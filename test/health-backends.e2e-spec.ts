@@ -1,5 +1,6 @@
 import { TEST_ADMIN_TOKEN, TestApp, createTestApp } from './support/test-app';
 import { TestBackend, startBackend, waitFor } from './support/http-backends';
+import { HIGH_RATE_LIMIT_CONFIG, TenantWithKey, UNLIMITED, createTenantWithKey, sandboxedPlainPath } from './support/tenants';
 
 interface BackendReport {
   name: string;
@@ -19,10 +20,11 @@ async function healthOf(gw: TestApp, name: string): Promise<boolean> {
   return (await report(gw)).find((b) => b.name === name)!.healthy;
 }
 
-async function served(gw: TestApp, n: number): Promise<string[]> {
+/** Serves n image requests of the tenant through the full pipeline; the answering backends' names. */
+async function served(gw: TestApp, tenant: TenantWithKey, n: number): Promise<string[]> {
   const bodies: string[] = [];
   for (let i = 0; i < n; i++) {
-    const res = await gw.fetch(`/i/h/${i}`);
+    const res = await gw.fetch(`/i/insecure/plain/local:///h-${i}.jpg`, { headers: { 'x-api-key': tenant.key } });
     expect(res.status).toBe(200);
     bodies.push(await res.text());
   }
@@ -33,6 +35,7 @@ describe('active health checks (1 s interval, unhealthy after 3, healthy after 2
   let a: TestBackend;
   let b: TestBackend;
   let gw: TestApp;
+  let tenant: TenantWithKey;
 
   beforeAll(async () => {
     a = await startBackend({ name: 'checked-a' });
@@ -44,8 +47,10 @@ describe('active health checks (1 s interval, unhealthy after 3, healthy after 2
           { name: b.name, url: b.url, weight: 1 },
         ],
         healthCheck: { intervalSeconds: 1, timeoutSeconds: 1, unhealthyThreshold: 3, healthyThreshold: 2 },
+        ...HIGH_RATE_LIMIT_CONFIG,
       },
     });
+    tenant = await createTenantWithKey(gw, { scopes: ['images:read'], ...UNLIMITED });
   });
   afterAll(async () => {
     await gw.close();
@@ -74,7 +79,8 @@ describe('active health checks (1 s interval, unhealthy after 3, healthy after 2
       if (!healthy) expect(a.failedHealthChecks).toBeGreaterThanOrEqual(3);
       return !healthy;
     });
-    expect(new Set(await served(gw, 6))).toEqual(new Set(['checked-b']));
+    expect(new Set(await served(gw, tenant, 6))).toEqual(new Set(['checked-b']));
+    expect(b.imageRequests.at(-1)?.url).toBe(sandboxedPlainPath(tenant.tenantId, '', 'h-5.jpg'));
     const rows = await (await gw.admin('/admin/v1/backends')).json();
     expect(rows.find((r: { name: string }) => r.name === 'checked-a')).toMatchObject({ isHealthy: false, lastHealthCheck: expect.any(String) });
     expect((await gw.fetch('/health/ready')).status).toBe(200);
@@ -86,7 +92,7 @@ describe('active health checks (1 s interval, unhealthy after 3, healthy after 2
       if (healthy) expect(a.healthChecks - checksBefore).toBeGreaterThanOrEqual(2);
       return healthy;
     });
-    expect(new Set(await served(gw, 6))).toEqual(new Set(['checked-a', 'checked-b']));
+    expect(new Set(await served(gw, tenant, 6))).toEqual(new Set(['checked-a', 'checked-b']));
     await waitFor('the recovery to be persisted', async () => {
       const list = await (await gw.admin('/admin/v1/backends')).json();
       return list.find((r: { name: string }) => r.name === 'checked-a').isHealthy === true;
@@ -97,9 +103,11 @@ describe('active health checks (1 s interval, unhealthy after 3, healthy after 2
     a.healthy = false;
     b.healthy = false;
     await waitFor('both backends to be marked unhealthy', async () => (await report(gw)).every((r) => !r.healthy));
-    const res = await gw.fetch('/i/h/none');
+    const before = a.hits + b.hits;
+    const res = await gw.fetch('/i/insecure/plain/local:///none.jpg', { headers: { 'x-api-key': tenant.key } });
     expect(res.status).toBe(503);
     expect((await res.json()).error.code).toBe('no_healthy_backend');
+    expect(a.hits + b.hits).toBe(before);
     const ready = await gw.fetch('/health/ready');
     expect(ready.status).toBe(503);
     const body = await ready.json();
@@ -109,7 +117,7 @@ describe('active health checks (1 s interval, unhealthy after 3, healthy after 2
 
     b.healthy = true;
     await waitFor('readiness to return', async () => (await gw.fetch('/health/ready')).status === 200);
-    expect(new Set(await served(gw, 3))).toEqual(new Set(['checked-b']));
+    expect(new Set(await served(gw, tenant, 3))).toEqual(new Set(['checked-b']));
     a.healthy = true;
   });
 });

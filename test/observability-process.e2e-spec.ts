@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { GatewayProcess, freePort, spawnGateway, waitUntilReady } from './support/gateway-process';
 import { createTestDatabase } from './support/test-app';
 import { TEST_REDIS_URL, databaseUrl, redisRunPrefix } from './support/test-env';
+import { HIGH_RATE_LIMIT_ENV, TenantWithKey, UNLIMITED, adminClient, createTenantWithKey } from './support/tenants';
 
 jest.setTimeout(90_000);
 
@@ -15,6 +16,7 @@ const API_KEY = 'igw_AbCdEfGh1234_QUERYsecretQUERYsecretQUERYsecret12';
 const HEADER_KEY = 'igw_ZyXwVuTs9876_HEADERsecretHEADERsecretHEADERsec34';
 const BEARER_KEY = 'igw_MnOpQrSt5555_BEARERsecretBEARERsecretBEARERsec56';
 const COOKIE = 'session=COOKIEsecretCOOKIEsecret';
+/** Made-up keys: only their redaction matters. The real key of the proxied request is added below. */
 const SECRETS = [ADMIN_TOKEN, 'QUERYsecret', 'HEADERsecret', 'BEARERsecret', 'COOKIEsecret'];
 
 const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
@@ -41,6 +43,7 @@ describe('gateway process: request log lines, redaction and span export', () => 
   let collector: Awaited<ReturnType<typeof startCollector>>;
   let output: string;
   let logLines: Record<string, unknown>[];
+  let tenant: TenantWithKey;
 
   beforeAll(async () => {
     collector = await startCollector();
@@ -59,8 +62,11 @@ describe('gateway process: request log lines, redaction and span export', () => 
       REDIS_KEY_PREFIX: `${redisRunPrefix()}obsproc:`,
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
       OTEL_SERVICE_NAME: 'gateway-under-test',
+      ...HIGH_RATE_LIMIT_ENV,
     });
     await waitUntilReady(gw, '/health/live');
+    // A real tenant and key, so the proxied request passes the pipeline and reaches the proxy step.
+    tenant = await createTenantWithKey(adminClient(gw.url, ADMIN_TOKEN), { scopes: ['images:read'], ...UNLIMITED });
 
     const get = (path: string, headers: Record<string, string>) => fetch(gw.url + path, { headers });
     await get('/health/live', { 'x-request-id': 'proc-probe' });
@@ -72,7 +78,8 @@ describe('gateway process: request log lines, redaction and span export', () => 
       traceparent: `00-${TRACE_ID}-${PARENT_ID}-01`,
     });
     await get('/admin/v1/audit-log', { 'x-request-id': 'proc-bad-admin', authorization: `Bearer ${BEARER_KEY}`, cookie: COOKIE });
-    await get(`/i/insecure/rs:fit:300:200/plain/local:///cat.jpg?api_key=${API_KEY}&w=1`, { 'x-request-id': 'proc-query-key', 'x-api-key': HEADER_KEY });
+    await get(`/i/insecure/rs:fit:300:200/plain/local:///cat.jpg?api_key=${API_KEY}&w=1`, { 'x-request-id': 'proc-query-key', 'x-api-key': tenant.key, cookie: COOKIE });
+    await get('/i/insecure/plain/local:///cat.jpg', { 'x-request-id': 'proc-bad-key', 'x-api-key': HEADER_KEY });
     await get(`/no/such/path?api_key=${API_KEY}`, { 'x-request-id': 'proc-unmatched', 'x-api-key': HEADER_KEY });
     await get(`/api/v1/usage?token=${API_KEY}`, { 'x-request-id': 'proc-token-query', authorization: `Bearer ${BEARER_KEY}` });
 
@@ -111,8 +118,19 @@ describe('gateway process: request log lines, redaction and span export', () => 
     expect(logLines.filter((l) => l.requestId === 'proc-admin' && isRequestLine(l))).toHaveLength(1);
     expect(requestLine('proc-bad-admin')).toMatchObject({ status: 401, route: '/admin/v1/audit-log' });
     expect(requestLine('proc-unmatched')).toMatchObject({ route: 'unmatched', status: 404 });
-    // The proxy route names itself; without a healthy backend it answers 5xx, logged at error.
-    expect(requestLine('proc-query-key')).toMatchObject({ route: '/i/*', routeName: 'proxy', level: 50 });
+    // The proxy route names itself; the key passed the pipeline, and without a backend the proxy
+    // step answers 503, logged at error with the caller's tenant and key id.
+    expect(requestLine('proc-query-key')).toMatchObject({
+      route: '/i/*',
+      routeName: 'proxy',
+      level: 50,
+      status: 503,
+      tenantId: tenant.tenantId,
+      keyId: tenant.keyId,
+    });
+    // A made-up key stops at authentication: a client error, logged at info, with no tenant.
+    expect(requestLine('proc-bad-key')).toMatchObject({ route: '/i/*', routeName: 'proxy', level: 30, status: 401 });
+    expect(requestLine('proc-bad-key')!.tenantId).toBeUndefined();
   });
 
   it('keeps health probes and scrapes out of info logs', () => {
@@ -121,7 +139,9 @@ describe('gateway process: request log lines, redaction and span export', () => 
   });
 
   it('never writes API keys, the admin token, cookies or query-string keys', () => {
-    for (const secret of SECRETS) expect(output).not.toContain(secret);
+    const realSecret = tenant.key.slice(`igw_${tenant.keyId}_`.length);
+    expect(realSecret).toHaveLength(32);
+    for (const secret of [...SECRETS, realSecret, tenant.signingKey, tenant.signingSalt]) expect(output).not.toContain(secret);
     expect(requestLine('proc-query-key')!.req).toEqual({ url: '/i/insecure/rs:fit:300:200/plain/local:///cat.jpg?api_key=[Redacted]&w=1' });
     expect(requestLine('proc-token-query')!.req).toEqual({ url: '/api/v1/usage?token=[Redacted]' });
   });

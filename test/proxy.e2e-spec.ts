@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { RawWithState, RequestState } from '../src/common/http/request-context';
-import { TestApp, createTestApp } from './support/test-app';
+import { TestApp, TestAppOptions, createTestApp } from './support/test-app';
 import { TestBackend, echoHandler, largeBodyHandler, rawRequest, startBackend, waitFor } from './support/http-backends';
+import { HIGH_RATE_LIMIT_CONFIG, TenantWithKey, UNLIMITED, createTenantWithKey, sandboxedPlainPath } from './support/tenants';
 
 /** Every finished request's pipeline state, as the quota and metrics steps will read it. */
 function recordStates(gw: TestApp): RequestState[] {
@@ -15,6 +16,31 @@ function backendsConfig(...backends: TestBackend[]) {
   return backends.map((b) => ({ name: b.name, url: b.url, weight: 1 }));
 }
 
+/**
+ * The gateway under test with the ip and route buckets out of the way, and a tenant whose key
+ * may read images and whose own limits and quotas no test here reaches: these specs are about
+ * the proxy behind the full pipeline, not about the limits.
+ */
+async function gatewayWithTenant(options: TestAppOptions = {}): Promise<{ gw: TestApp; tenant: TenantWithKey }> {
+  const gw = await createTestApp({ ...options, config: { ...HIGH_RATE_LIMIT_CONFIG, ...options.config } });
+  try {
+    return { gw, tenant: await createTenantWithKey(gw, { scopes: ['images:read'], ...UNLIMITED }) };
+  } catch (error) {
+    await gw.close();
+    throw error;
+  }
+}
+
+/** A header-mode URL of the tenant's own `local:///<file>`, unsigned (the API key authenticates). */
+function image(file: string, options = ''): string {
+  return `/i/insecure${options}/plain/local:///${file}`;
+}
+
+/** fetch() of the gateway with the tenant's key in X-API-Key (headers of `init` added). */
+function fetchAs(gw: TestApp, tenant: TenantWithKey, path: string, init: RequestInit = {}): Promise<Response> {
+  return gw.fetch(path, { ...init, headers: { 'x-api-key': tenant.key, ...(init.headers as Record<string, string> | undefined) } });
+}
+
 /** Ports that refuse connections: servers started and stopped again. */
 async function deadBackend(name: string): Promise<TestBackend> {
   const backend = await startBackend({ name });
@@ -25,13 +51,16 @@ async function deadBackend(name: string): Promise<TestBackend> {
 describe('streaming proxy /i/*', () => {
   let backend: TestBackend;
   let gw: TestApp;
+  let tenant: TenantWithKey;
   let states: RequestState[];
+  const get = (path: string, init?: RequestInit) => fetchAs(gw, tenant, path, init);
+  const upstream = (file: string, options = '', extension?: string) => sandboxedPlainPath(tenant.tenantId, options, file, extension);
 
   beforeAll(async () => {
     backend = await startBackend({ name: 'main' });
-    gw = await createTestApp({
+    ({ gw, tenant } = await gatewayWithTenant({
       config: { backends: backendsConfig(backend), proxy: { maxRequestBodyBytes: 16 * 1024 * 1024 }, healthCheck: { intervalSeconds: 3600 } },
-    });
+    }));
     states = recordStates(gw);
   });
   afterAll(async () => {
@@ -42,10 +71,34 @@ describe('streaming proxy /i/*', () => {
     backend.handler = (_req, res) => res.end(backend.name);
   });
 
-  it('forwards the raw path after /i unchanged, without an api_key query parameter', async () => {
-    const res = await rawRequest(gw.url, '/i/insecure/rs:fit:300:300/plain/local:///a%20b/../c.jpg@png?api_key=secret&v=2');
+  it('sends the options byte for byte and the source inside the tenant folder, without the query', async () => {
+    const res = await rawRequest(gw.url, `${image('a%20b/c.jpg@png', '/rs:fit:300:300/g:sm/q:80')}?api_key=secret&v=2`, { headers: { 'x-api-key': tenant.key } });
     expect(res.status).toBe(200);
-    expect(backend.imageRequests.at(-1)?.url).toBe('/insecure/rs:fit:300:300/plain/local:///a%20b/../c.jpg@png?v=2');
+    expect(backend.imageRequests.at(-1)?.url).toBe(upstream('a%20b/c.jpg', '/rs:fit:300:300/g:sm/q:80', 'png'));
+  });
+
+  it('replaces the signature segment, applies imgproxy’s `%3A` repair and keeps base64 sources base64', async () => {
+    // Header mode: the key authenticates, whatever stands in the signature segment never travels upstream.
+    const signed = await rawRequest(gw.url, '/i/tenantSignatureXYZ/rs%3Afit%3A10%3A10/plain/local:///a.jpg', { headers: { 'x-api-key': tenant.key } });
+    expect(signed.status).toBe(200);
+    expect(backend.imageRequests.at(-1)?.url).toBe(upstream('a.jpg', '/rs:fit:10:10'));
+
+    const source = Buffer.from('local:///cat.png').toString('base64url');
+    const split = `${source.slice(0, 8)}/${source.slice(8)}`; // imgproxy joins split base64 segments
+    const base64 = await rawRequest(gw.url, `/i/insecure/rs:fill:300:400:0/g:sm/${split}.webp`, { headers: { 'x-api-key': tenant.key } });
+    expect(base64.status).toBe(200);
+    const sandboxed = Buffer.from(`local:///tenants/${tenant.tenantId}/cat.png`).toString('base64url');
+    expect(backend.imageRequests.at(-1)?.url).toBe(`/insecure/rs:fill:300:400:0/g:sm/${sandboxed}.webp`);
+  });
+
+  it('refuses a source escaping the tenant folder with 400 before any backend call', async () => {
+    const before = backend.hits;
+    for (const path of [image('a/../../other-tenant/b.jpg'), image('%2e%2e/b.jpg'), '/i/insecure/plain/local:////etc/passwd']) {
+      const res = await rawRequest(gw.url, path, { headers: { 'x-api-key': tenant.key } });
+      expect(res.status).toBe(400);
+      expect(JSON.parse(res.body.toString()).error.code).toBe('bad_source');
+    }
+    expect(backend.hits).toBe(before);
   });
 
   it('preserves status, body and end-to-end response headers and drops hop-by-hop ones', async () => {
@@ -67,7 +120,7 @@ describe('streaming proxy /i/*', () => {
       });
       res.end('image');
     };
-    const res = await rawRequest(gw.url, '/i/insecure/plain/local:///a.jpg', { headers: { 'x-request-id': 'proxy-headers-1' } });
+    const res = await rawRequest(gw.url, image('a.jpg'), { headers: { 'x-api-key': tenant.key, 'x-request-id': 'proxy-headers-1' } });
     expect(res.status).toBe(203);
     expect(res.body.toString()).toBe('image');
     expect(res.headers).toMatchObject({
@@ -89,7 +142,7 @@ describe('streaming proxy /i/*', () => {
 
   it('strips hop-by-hop headers and credentials upstream and adds forwarding and trace headers', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
-    const res = await rawRequest(gw.url, '/i/insecure/plain/local:///a.jpg', {
+    const res = await rawRequest(gw.url, image('a.jpg'), {
       headers: {
         connection: 'keep-alive, X-Client-Hop',
         'keep-alive': 'timeout=30',
@@ -97,8 +150,9 @@ describe('streaming proxy /i/*', () => {
         te: 'trailers',
         upgrade: 'websocket',
         'proxy-authorization': 'Basic cHJveHk6c2VjcmV0',
-        'x-api-key': 'igw_abcdefghijkl_secretsecretsecretsecretsecretse',
-        authorization: 'Bearer igw_abcdefghijkl_secretsecretsecretsecretsecretse',
+        // The tenant's real key, both ways a client may present it: it authenticates, then stays here.
+        'x-api-key': tenant.key,
+        authorization: `Bearer ${tenant.key}`,
         cookie: 'session=customer-session',
         'x-forwarded-for': '6.6.6.6',
         'x-forwarded-host': 'forged.example',
@@ -113,6 +167,7 @@ describe('streaming proxy /i/*', () => {
     for (const name of ['x-client-hop', 'keep-alive', 'te', 'upgrade', 'proxy-authorization', 'x-api-key', 'authorization', 'cookie']) {
       expect(seen[name]).toBeUndefined();
     }
+    expect(JSON.stringify(seen)).not.toContain(tenant.key.split('_')[2]);
     expect(seen['x-forwarded-for']).toBe('127.0.0.1');
     expect(seen['x-forwarded-proto']).toBe('http');
     expect(seen['x-forwarded-host']).toBe(new URL(gw.url).host);
@@ -135,14 +190,16 @@ describe('streaming proxy /i/*', () => {
       res.writeHead(200, { etag, 'content-type': 'image/png' });
       res.end('full image');
     };
-    const fresh = await gw.fetch('/i/insecure/plain/local:///a.jpg');
+    const fresh = await get(image('a.jpg'));
     expect(fresh.status).toBe(200);
-    const byEtag = await gw.fetch('/i/insecure/plain/local:///a.jpg', { headers: { 'if-none-match': '"v1"' } });
+    expect(await fresh.text()).toBe('full image');
+    const byEtag = await get(image('a.jpg'), { headers: { 'if-none-match': '"v1"' } });
     expect(byEtag.status).toBe(304);
     expect(byEtag.headers.get('etag')).toBe('"v1"');
     expect(byEtag.headers.get('cache-control')).toBe('max-age=60');
     expect(await byEtag.text()).toBe('');
-    const byDate = await gw.fetch('/i/insecure/plain/local:///a.jpg', { headers: { 'if-modified-since': 'Wed, 21 Oct 2026 07:28:00 GMT' } });
+    expect(backend.imageRequests.at(-1)?.headers['if-none-match']).toBe('"v1"');
+    const byDate = await get(image('a.jpg'), { headers: { 'if-modified-since': 'Wed, 21 Oct 2026 07:28:00 GMT' } });
     expect(byDate.status).toBe(304);
   });
 
@@ -151,25 +208,27 @@ describe('streaming proxy /i/*', () => {
       res.writeHead(200, { 'content-type': 'image/png', 'content-length': '1234' });
       res.end(req.method === 'HEAD' ? undefined : Buffer.alloc(1234));
     };
-    const res = await rawRequest(gw.url, '/i/insecure/plain/local:///a.jpg', { method: 'HEAD' });
+    const res = await rawRequest(gw.url, image('a.jpg'), { method: 'HEAD', headers: { 'x-api-key': tenant.key } });
     expect(res.status).toBe(200);
     expect(res.headers['content-length']).toBe('1234');
     expect(res.body.length).toBe(0);
-    expect(backend.imageRequests.at(-1)?.method).toBe('HEAD');
+    expect(backend.imageRequests.at(-1)).toMatchObject({ method: 'HEAD', url: upstream('a.jpg') });
   });
 
   it('streams a request body of several MiB to the backend and its echo back, counting both', async () => {
     backend.handler = echoHandler;
     const body = randomBytes(6 * 1024 * 1024);
-    const res = await gw.fetch('/i/upload/echo', { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-request-id': 'echo-6mib' } });
+    const res = await get(image('upload.png'), { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-request-id': 'echo-6mib' } });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json');
     const echoed = Buffer.from(await res.arrayBuffer());
     expect(echoed.length).toBe(body.length);
     expect(createHash('sha256').update(echoed).digest('hex')).toBe(createHash('sha256').update(body).digest('hex'));
+    expect(backend.imageRequests.at(-1)).toMatchObject({ method: 'POST', url: upstream('upload.png') });
     await waitFor('request state', () => states.some((s) => s.requestId === 'echo-6mib'));
     const state = states.find((s) => s.requestId === 'echo-6mib')!;
     expect(state).toMatchObject({ route: 'proxy', backend: 'main', bytesIn: body.length, bytesOut: body.length });
+    expect(state.auth?.tenantId).toBe(tenant.tenantId);
   });
 
   it('streams a chunked request body without a content length', async () => {
@@ -177,11 +236,14 @@ describe('streaming proxy /i/*', () => {
     const parts = [randomBytes(300_000), randomBytes(500_000)];
     const res = await new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
       const url = new URL(gw.url);
-      const req = httpRequest({ host: url.hostname, port: url.port, method: 'PUT', path: '/i/upload/chunked', headers: { 'content-type': 'image/png' } }, (r) => {
-        const chunks: Buffer[] = [];
-        r.on('data', (c: Buffer) => chunks.push(c));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, body: Buffer.concat(chunks) }));
-      });
+      const req = httpRequest(
+        { host: url.hostname, port: url.port, method: 'PUT', path: image('chunked.png'), headers: { 'content-type': 'image/png', 'x-api-key': tenant.key }, agent: false },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        },
+      );
       req.on('error', reject);
       req.write(parts[0]);
       setTimeout(() => req.end(parts[1]), 20);
@@ -194,7 +256,7 @@ describe('streaming proxy /i/*', () => {
   it('streams a response of tens of MiB, counting the bytes out', async () => {
     const size = 48 * 1024 * 1024;
     backend.handler = largeBodyHandler(size);
-    const res = await gw.fetch('/i/large', { headers: { 'x-request-id': 'large-48mib' } });
+    const res = await get(image('large.png'), { headers: { 'x-request-id': 'large-48mib' } });
     expect(res.headers.get('content-length')).toBe(String(size));
     let received = 0;
     for await (const chunk of res.body!) received += (chunk as Uint8Array).length;
@@ -204,7 +266,7 @@ describe('streaming proxy /i/*', () => {
   });
 
   it('refuses a request body above proxy.maxRequestBodyBytes with 413', async () => {
-    const res = await gw.fetch('/i/upload/big', { method: 'POST', body: Buffer.alloc(17 * 1024 * 1024), headers: { 'content-type': 'image/png' } });
+    const res = await get(image('big.png'), { method: 'POST', body: Buffer.alloc(17 * 1024 * 1024), headers: { 'content-type': 'image/png' } });
     expect(res.status).toBe(413);
     expect((await res.json()).error.code).toBe('payload_too_large');
   });
@@ -214,7 +276,7 @@ describe('streaming proxy /i/*', () => {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('Not found');
     };
-    const res = await gw.fetch('/i/insecure/plain/local:///missing.jpg');
+    const res = await get(image('missing.jpg'));
     expect(res.status).toBe(404);
     expect(await res.text()).toBe('Not found');
   });
@@ -230,10 +292,13 @@ describe('streaming proxy /i/*', () => {
 describe('backend URL with a path prefix', () => {
   it('sends requests under the prefix', async () => {
     const backend = await startBackend({ name: 'prefixed' });
-    const gw = await createTestApp({ config: { backends: [{ name: 'prefixed', url: `${backend.url}/imgproxy/`, weight: 1 }], healthCheck: { intervalSeconds: 3600 } } });
+    const { gw, tenant } = await gatewayWithTenant({
+      config: { backends: [{ name: 'prefixed', url: `${backend.url}/imgproxy/`, weight: 1 }], healthCheck: { intervalSeconds: 3600 } },
+    });
     try {
-      expect((await gw.fetch('/i/insecure/plain/local:///a.jpg')).status).toBe(200);
-      expect(backend.imageRequests.map((r) => r.url)).toContain('/imgproxy/insecure/plain/local:///a.jpg');
+      expect((await fetchAs(gw, tenant, image('a.jpg'))).status).toBe(200);
+      // (the active health check goes under the prefix too: /imgproxy/health)
+      expect(backend.imageRequests.map((r) => r.url)).toContain(`/imgproxy${sandboxedPlainPath(tenant.tenantId, '', 'a.jpg')}`);
     } finally {
       await gw.close();
       await backend.stop();
@@ -244,10 +309,11 @@ describe('backend URL with a path prefix', () => {
 describe('client abort', () => {
   let backend: TestBackend;
   let gw: TestApp;
+  let tenant: TenantWithKey;
 
   beforeAll(async () => {
     backend = await startBackend({ name: 'held' });
-    gw = await createTestApp({ config: { backends: backendsConfig(backend), healthCheck: { intervalSeconds: 3600 } } });
+    ({ gw, tenant } = await gatewayWithTenant({ config: { backends: backendsConfig(backend), healthCheck: { intervalSeconds: 3600 } } }));
   });
   afterAll(async () => {
     await gw.close();
@@ -257,12 +323,13 @@ describe('client abort', () => {
   // node:http with its own connection: the abort is a closed socket, exactly what a browser does.
   it('cancels the upstream request when the client goes away before the response', async () => {
     backend.handler = () => undefined; // never answers
-    const req = httpRequest(`${gw.url}/i/held/before-headers`, { agent: false });
+    const upstreamUrl = sandboxedPlainPath(tenant.tenantId, '', 'before-headers.jpg');
+    const req = httpRequest(`${gw.url}${image('before-headers.jpg')}`, { agent: false, headers: { 'x-api-key': tenant.key } });
     req.on('error', () => undefined);
     req.end();
-    await waitFor('the request to reach the backend', () => backend.imageRequests.some((r) => r.url === '/held/before-headers'));
+    await waitFor('the request to reach the backend', () => backend.imageRequests.some((r) => r.url === upstreamUrl));
     req.destroy();
-    await waitFor('the backend to see the request closed', () => backend.abandoned.some((r) => r.url === '/held/before-headers'));
+    await waitFor('the backend to see the request closed', () => backend.abandoned.some((r) => r.url === upstreamUrl));
   });
 
   it('cancels the upstream request when the client goes away mid-body', async () => {
@@ -270,29 +337,31 @@ describe('client abort', () => {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       res.write(Buffer.alloc(16 * 1024));
     };
-    const req = httpRequest(`${gw.url}/i/held/mid-body`, { agent: false });
+    const upstreamUrl = sandboxedPlainPath(tenant.tenantId, '', 'mid-body.jpg');
+    const req = httpRequest(`${gw.url}${image('mid-body.jpg')}`, { agent: false, headers: { 'x-api-key': tenant.key } });
     req.on('error', () => undefined);
     const res = await new Promise<import('node:http').IncomingMessage>((resolve) => req.on('response', resolve).end());
     expect(res.statusCode).toBe(200);
     await new Promise((resolve) => res.once('data', resolve));
     req.destroy();
-    await waitFor('the backend to see the request closed', () => backend.abandoned.some((r) => r.url === '/held/mid-body'));
+    await waitFor('the backend to see the request closed', () => backend.abandoned.some((r) => r.url === upstreamUrl));
   });
 });
 
 describe('timeouts', () => {
   let backend: TestBackend;
   let gw: TestApp;
+  let tenant: TenantWithKey;
 
   beforeAll(async () => {
     backend = await startBackend({ name: 'slow' });
-    gw = await createTestApp({
+    ({ gw, tenant } = await gatewayWithTenant({
       config: {
         backends: backendsConfig(backend),
         healthCheck: { intervalSeconds: 3600 },
         proxy: { headersTimeoutMs: 300, bodyIdleTimeoutMs: 300, circuitBreaker: { failureThreshold: 100 } },
       },
-    });
+    }));
   });
   afterAll(async () => {
     await gw.close();
@@ -301,7 +370,7 @@ describe('timeouts', () => {
 
   it('answers 504 gateway_timeout when no backend sends headers in time', async () => {
     backend.handler = () => undefined;
-    const res = await gw.fetch('/i/slow/headers', { headers: { 'x-request-id': 'timeout-504' } });
+    const res = await fetchAs(gw, tenant, image('slow-headers.jpg'), { headers: { 'x-request-id': 'timeout-504' } });
     expect(res.status).toBe(504);
     expect((await res.json()).error).toMatchObject({ code: 'gateway_timeout', requestId: 'timeout-504' });
   });
@@ -311,7 +380,7 @@ describe('timeouts', () => {
       res.writeHead(200, { 'content-type': 'image/png', 'content-length': '1000', etag: '"never"' });
       res.flushHeaders();
     };
-    const res = await gw.fetch('/i/slow/first-byte');
+    const res = await fetchAs(gw, tenant, image('slow-first-byte.jpg'));
     expect(res.status).toBe(504);
     expect(res.headers.get('etag')).toBeNull();
     expect((await res.json()).error.code).toBe('gateway_timeout');
@@ -322,18 +391,19 @@ describe('timeouts', () => {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(1024 * 1024) });
       res.write(Buffer.alloc(64 * 1024));
     };
-    const res = await gw.fetch('/i/slow/body');
+    const res = await fetchAs(gw, tenant, image('slow-body.jpg'));
     expect(res.status).toBe(200);
     await expect(res.arrayBuffer()).rejects.toThrow();
-    await waitFor('the backend to see the request closed', () => backend.abandoned.some((r) => r.url === '/slow/body'));
+    const upstreamUrl = sandboxedPlainPath(tenant.tenantId, '', 'slow-body.jpg');
+    await waitFor('the backend to see the request closed', () => backend.abandoned.some((r) => r.url === upstreamUrl));
   });
 });
 
 describe('failover and passive health', () => {
   it('answers 503 no_healthy_backend when no backend is configured', async () => {
-    const gw = await createTestApp();
+    const { gw, tenant } = await gatewayWithTenant();
     try {
-      const res = await gw.fetch('/i/insecure/plain/local:///a.jpg');
+      const res = await fetchAs(gw, tenant, image('a.jpg'));
       expect(res.status).toBe(503);
       expect((await res.json()).error.code).toBe('no_healthy_backend');
     } finally {
@@ -343,9 +413,9 @@ describe('failover and passive health', () => {
 
   it('answers 502 bad_gateway once every backend refused the connection', async () => {
     const dead = [await deadBackend('dead-1'), await deadBackend('dead-2'), await deadBackend('dead-3')];
-    const gw = await createTestApp({ config: { backends: backendsConfig(...dead), healthCheck: { intervalSeconds: 3600 } } });
+    const { gw, tenant } = await gatewayWithTenant({ config: { backends: backendsConfig(...dead), healthCheck: { intervalSeconds: 3600 } } });
     try {
-      const res = await gw.fetch('/i/insecure/plain/local:///a.jpg');
+      const res = await fetchAs(gw, tenant, image('a.jpg'));
       expect(res.status).toBe(502);
       expect((await res.json()).error.code).toBe('bad_gateway');
     } finally {
@@ -356,18 +426,19 @@ describe('failover and passive health', () => {
   it('fails over, invisibly to the client, from a backend that died between health checks', async () => {
     const a = await startBackend({ name: 'dies' });
     const b = await startBackend({ name: 'survives' });
-    const gw = await createTestApp({ config: { backends: backendsConfig(a, b), healthCheck: { intervalSeconds: 3600 } } });
+    const { gw, tenant } = await gatewayWithTenant({ config: { backends: backendsConfig(a, b), healthCheck: { intervalSeconds: 3600 } } });
     try {
-      for (let i = 0; i < 4; i++) expect((await gw.fetch(`/i/warm/${i}`)).status).toBe(200);
+      for (let i = 0; i < 4; i++) expect((await fetchAs(gw, tenant, image(`warm-${i}.jpg`))).status).toBe(200);
       expect(a.hits).toBeGreaterThan(0);
       await a.stop();
       const bodies: string[] = [];
       for (let i = 0; i < 20; i++) {
-        const res = await gw.fetch(`/i/after/${i}`);
+        const res = await fetchAs(gw, tenant, image(`after-${i}.jpg`));
         expect(res.status).toBe(200);
         bodies.push(await res.text());
       }
       expect(new Set(bodies)).toEqual(new Set(['survives']));
+      expect(b.imageRequests.at(-1)?.url).toBe(sandboxedPlainPath(tenant.tenantId, '', 'after-19.jpg'));
     } finally {
       await gw.close();
       await b.stop();
@@ -377,16 +448,18 @@ describe('failover and passive health', () => {
   it('fails over from a backend that does not send headers in time', async () => {
     const stuck = await startBackend({ name: 'stuck', handler: () => undefined });
     const ok = await startBackend({ name: 'ok' });
-    const gw = await createTestApp({
+    const { gw, tenant } = await gatewayWithTenant({
       config: { backends: backendsConfig(stuck, ok), healthCheck: { intervalSeconds: 3600 }, proxy: { headersTimeoutMs: 300 } },
     });
     try {
       for (let i = 0; i < 4; i++) {
-        const res = await gw.fetch(`/i/t/${i}`);
+        const res = await fetchAs(gw, tenant, image(`t-${i}.jpg`));
         expect(res.status).toBe(200);
         expect(await res.text()).toBe('ok');
       }
       expect(stuck.hits).toBeGreaterThan(0);
+      // The retry sends the same rewritten URL to the other backend.
+      expect(stuck.imageRequests.map((r) => r.url).every((url) => ok.imageRequests.some((r) => r.url === url))).toBe(true);
     } finally {
       await gw.close();
       await stuck.stop();
@@ -403,17 +476,17 @@ describe('failover and passive health', () => {
       },
     });
     const calm = await startBackend({ name: 'calm' });
-    const gw = await createTestApp({ config: { backends: backendsConfig(busy, calm), healthCheck: { intervalSeconds: 3600 } } });
+    const { gw, tenant } = await gatewayWithTenant({ config: { backends: backendsConfig(busy, calm), healthCheck: { intervalSeconds: 3600 } } });
     try {
       for (let i = 0; i < 6; i++) {
-        const res = await gw.fetch(`/i/q/${i}`);
+        const res = await fetchAs(gw, tenant, image(`q-${i}.jpg`));
         expect(res.status).toBe(200);
         expect(await res.text()).toBe('calm');
       }
       // Under back-pressure the busy backend is passed over while another can serve.
       expect(busy.hits).toBe(1);
       await calm.stop();
-      const res = await gw.fetch('/i/q/last');
+      const res = await fetchAs(gw, tenant, image('q-last.jpg'));
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toBe('7');
       expect((await res.json()).error).toMatchObject({ code: 'unavailable', retryAfter: 7 });
@@ -432,12 +505,12 @@ describe('failover and passive health', () => {
       },
     });
     const fine = await startBackend({ name: 'fine' });
-    const gw = await createTestApp({
+    const { gw, tenant } = await gatewayWithTenant({
       config: { backends: backendsConfig(failing, fine), healthCheck: { intervalSeconds: 3600 }, proxy: { circuitBreaker: { failureThreshold: 2, cooldownSeconds: 3600 } } },
     });
     try {
       const statuses: number[] = [];
-      for (let i = 0; i < 10; i++) statuses.push((await gw.fetch(`/i/c/${i}`)).status);
+      for (let i = 0; i < 10; i++) statuses.push((await fetchAs(gw, tenant, image(`c-${i}.jpg`))).status);
       expect(statuses.filter((s) => s === 500)).toHaveLength(2);
       expect(statuses.slice(4)).toEqual([200, 200, 200, 200, 200, 200]);
       const report = await (await gw.fetch('/health/backends')).json();

@@ -1,10 +1,11 @@
 import { Controller, Get, Req, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ProxyPipeline } from '../pipeline/proxy-pipeline.decorator';
 import { ProxyRoutes } from '../proxy/proxy-routes';
 import { ProxyService } from '../proxy/proxy.service';
 import { ImgproxyUrlService } from './imgproxy-url.service';
-import { SignedImagePipeline } from './signed-image.pipeline';
+import { SignedUrlGuard } from './signed-url.guard';
 import { verifiedImagePathOf } from './verified-image-path';
 
 export const SIGNED_MODE_ROUTE = '/t/*';
@@ -22,7 +23,7 @@ export class SignedImageController {
   }
 
   @Get('t/*')
-  @SignedImagePipeline()
+  @ProxyPipeline({ authenticate: SignedUrlGuard })
   @ApiOperation({
     summary: 'A processed image by signed URL (build it with any imgproxy URL builder, base URL https://<gateway>/t/<keyId>).',
   })

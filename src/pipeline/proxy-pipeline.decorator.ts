@@ -1,23 +1,56 @@
-import { CanActivate, NestInterceptor, Type, UseGuards, UseInterceptors, applyDecorators } from '@nestjs/common';
-import { ApiBadGatewayResponse, ApiGatewayTimeoutResponse, ApiSecurity, ApiServiceUnavailableResponse } from '@nestjs/swagger';
+import { CanActivate, Type, UseGuards, UseInterceptors, applyDecorators } from '@nestjs/common';
+import {
+  ApiBadGatewayResponse,
+  ApiBadRequestResponse,
+  ApiForbiddenResponse,
+  ApiGatewayTimeoutResponse,
+  ApiSecurity,
+  ApiServiceUnavailableResponse,
+  ApiTooManyRequestsResponse,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
+import { ApiKeyGuard } from '../auth/api-key.guard';
+import { RequireScope } from '../auth/require-scope.decorator';
 import { ErrorResponseDto } from '../common/errors/error-response.dto';
+import { IpAllowlistGuard } from '../ip-allowlist/ip-allowlist.guard';
+import { QuotaInterceptor } from '../quotas/quota.interceptor';
+import { RateLimitRoute } from '../rate-limit/rate-limit-route.decorator';
+import { RateLimitGuard } from '../rate-limit/rate-limit.guard';
+
+export interface ProxyPipelineOptions {
+  /**
+   * The guard that authenticates the caller and sets `request.gw.auth`: the API-key guard for
+   * header mode (default), the URL-signature guard for browser mode.
+   */
+  authenticate?: Type<CanActivate>;
+}
 
 /**
- * Guards of every proxied image route, run in this order (SPEC §2 steps 3-6): IP deny list,
- * IP-level rate limit, authentication, tenant IP allowlist, tenant and route rate limits. Each
- * module contributes its guard here as it lands; the proxy route itself never changes.
+ * The request pipeline of SPEC §2 in front of ProxyService.forward, as one decorator shared by
+ * every proxied image route, so the order cannot drift between them:
+ *
+ *  - the global IP deny list (a global guard, before everything);
+ *  - authentication; on a key-cache miss it first consumes the client IP's bucket (the
+ *    pre-auth limiter), so floods of random keys are cut before any database lookup;
+ *  - the tenant's IP allowlist;
+ *  - every rate-limit bucket (ip, tenant per minute and hour, route `proxy`) and the read of the
+ *    tenant's usage counters in one Redis round trip;
+ *  - the quota check on those counters, then the proxy; usage is counted once the response has
+ *    finished or the client has gone (the second and last Redis round trip).
  */
-const PROXY_GUARDS: Array<Type<CanActivate>> = [];
-
-/** Interceptors around the proxy call (SPEC §2 step 7 and 9: quota check and usage count). */
-const PROXY_INTERCEPTORS: Array<Type<NestInterceptor>> = [];
-
-/** The request pipeline of SPEC §2 in front of ProxyService.forward, as one decorator. */
-export function ProxyPipeline(): MethodDecorator & ClassDecorator {
+export function ProxyPipeline(options: ProxyPipelineOptions = {}): MethodDecorator & ClassDecorator {
+  const authenticate = options.authenticate ?? ApiKeyGuard;
   return applyDecorators(
-    UseGuards(...PROXY_GUARDS),
-    UseInterceptors(...PROXY_INTERCEPTORS),
-    ApiSecurity('apiKey'),
+    UseGuards(authenticate, IpAllowlistGuard, RateLimitGuard),
+    // Signed URLs carry their credential in the path; only header mode needs the key scheme.
+    ...(authenticate === ApiKeyGuard ? [ApiSecurity('apiKey')] : []),
+    RequireScope('images:read'),
+    RateLimitRoute('proxy'),
+    UseInterceptors(QuotaInterceptor),
+    ApiBadRequestResponse({ description: 'bad_url (not a usable imgproxy URL) or bad_source (outside the tenant sandbox).', type: ErrorResponseDto }),
+    ApiUnauthorizedResponse({ description: 'Missing, unknown, revoked or expired key, or a bad URL signature.', type: ErrorResponseDto }),
+    ApiForbiddenResponse({ description: 'forbidden (scope, suspended tenant) or ip_not_allowed.', type: ErrorResponseDto }),
+    ApiTooManyRequestsResponse({ description: 'rate_limited (with scope and Retry-After) or quota_exceeded (with quota).', type: ErrorResponseDto }),
     ApiBadGatewayResponse({ description: 'bad_gateway: the backends could not be reached.', type: ErrorResponseDto }),
     ApiServiceUnavailableResponse({ description: 'no_healthy_backend, or unavailable when every backend is saturated (429 upstream).', type: ErrorResponseDto }),
     ApiGatewayTimeoutResponse({ description: 'gateway_timeout: no backend answered in time.', type: ErrorResponseDto }),

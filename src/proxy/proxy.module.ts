@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
 import { BackendsModule } from '../backends/backends.module';
+import { ImgproxyUrlModule } from '../imgproxy/imgproxy-url.module';
 import { ProxyController } from './proxy.controller';
 import { ProxyRoutes } from './proxy-routes';
 import { ProxyService } from './proxy.service';
@@ -7,7 +9,8 @@ import { UpstreamClients } from './upstream-clients';
 
 /** The streaming proxy (SPEC §7). Exports ProxyService and ProxyRoutes for the signed route. */
 @Module({
-  imports: [BackendsModule],
+  // AuthModule for the guards of ProxyPipeline; rate limits and quotas are global modules.
+  imports: [BackendsModule, AuthModule, ImgproxyUrlModule],
   controllers: [ProxyController],
   providers: [ProxyService, ProxyRoutes, UpstreamClients],
   exports: [ProxyService, ProxyRoutes],
