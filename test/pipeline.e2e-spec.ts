@@ -201,3 +201,46 @@ describe('request pipeline on /i/* (auth → allowlist → rate limits → quota
     }
   });
 });
+
+describe('failed authentication spends the client IP budget', () => {
+  let backend: TestBackend;
+  let gw: TestApp;
+
+  beforeAll(async () => {
+    backend = await startBackend({ name: 'pool', handler: (_req, res) => res.end('ok') });
+    gw = await createTestApp({
+      config: {
+        rateLimit: { ip: { perMinute: 5 }, routes: { proxy: { perMinute: 100_000 } } },
+        backends: [{ name: 'pool', url: backend.url, weight: 1 }],
+        healthCheck: { intervalSeconds: 3600 },
+      },
+    });
+  });
+  afterAll(async () => {
+    await gw.close();
+    await backend.stop();
+  });
+
+  it('turns wrong secrets for a cached key id, missing keys and bad signatures into 429 once the IP is over its limit', async () => {
+    const tenant = await createTenantWithKey(gw, { scopes: ['images:read'], ...UNLIMITED });
+    // One good request: the key is now cached (it spent one of the five IP tokens on its lookup).
+    expect((await gw.fetch(IMAGE, { headers: { 'x-api-key': tenant.key } })).status).toBe(200);
+
+    const wrongSecret = `igw_${tenant.keyId}_${'x'.repeat(32)}`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) statuses.push((await gw.fetch(IMAGE, { headers: { 'x-api-key': wrongSecret } })).status);
+    // The four remaining tokens (one more if a token refilled meanwhile) answer 401, then 429.
+    const unauthorized = statuses.filter((s) => s === 401).length;
+    expect(unauthorized).toBeGreaterThanOrEqual(4);
+    expect(unauthorized).toBeLessThanOrEqual(5);
+    expect(statuses.slice(0, 4)).toEqual([401, 401, 401, 401]);
+    expect(statuses[statuses.length - 1]).toBe(429);
+
+    const missing = await gw.fetch(IMAGE);
+    expect(missing.status).toBe(429);
+    expect((await missing.json()).error).toMatchObject({ code: 'rate_limited', scope: 'ip' });
+    expect(missing.headers.get('retry-after')).toMatch(/^\d+$/);
+    const badSignature = await gw.fetch(`/t/${tenant.keyId}/${'A'.repeat(43)}${OPTIONS}/plain/local:///cat.png`);
+    expect(badSignature.status).toBe(429);
+  });
+});

@@ -1,6 +1,7 @@
-import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable, Optional } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
+import { PRE_AUTH_LIMITER, PreAuthLimiter, chargingRefusals } from '../pipeline/pre-auth-limiter';
 import { ApiKeyService } from './api-key.service';
 import { REQUIRED_SCOPES } from './require-scope.decorator';
 
@@ -14,11 +15,12 @@ export class ApiKeyGuard implements CanActivate {
   constructor(
     private readonly keys: ApiKeyService,
     private readonly reflector: Reflector,
+    @Optional() @Inject(PRE_AUTH_LIMITER) private readonly limiter?: PreAuthLimiter,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    const auth = await this.keys.authenticate(request);
+    const auth = await chargingRefusals(this.limiter, request, () => this.keys.authenticate(request));
     const required = this.reflector.getAllAndOverride<string[] | undefined>(REQUIRED_SCOPES, [context.getHandler(), context.getClass()]);
     if (required?.length) this.keys.assertScopes(auth, required);
     return true;

@@ -1,8 +1,9 @@
-import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable, Optional } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { ApiKeyService } from '../auth/api-key.service';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
+import { PRE_AUTH_LIMITER, PreAuthLimiter, chargingRefusals } from '../pipeline/pre-auth-limiter';
 import { ImgproxyUrlService, signatureRefusal } from './imgproxy-url.service';
 import { setVerifiedImagePath } from './verified-image-path';
 
@@ -23,19 +24,24 @@ export class SignedUrlGuard implements CanActivate {
     private readonly keys: ApiKeyService,
     private readonly urls: ImgproxyUrlService,
     private readonly metrics: GatewayMetrics,
+    @Optional() @Inject(PRE_AUTH_LIMITER) private readonly limiter?: PreAuthLimiter,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     const path = this.urls.parse(request.raw.url ?? '');
     if (path.mode !== 'signed') throw new GatewayException('bad_url', 'Signed image URLs start with /t/<keyId>/.');
-    // Unknown, revoked and expired keys: 401; a suspended tenant: 403.
-    const key = await this.keys.resolveSigningKey(path.keyId, request);
-    const problem = this.urls.signatureProblem(path, key);
-    if (problem) {
-      this.metrics.authFailed(problem);
-      throw signatureRefusal(problem);
-    }
+    // Unknown, revoked and expired keys and bad signatures: 401 (charged to the IP bucket);
+    // a suspended tenant: 403.
+    const key = await chargingRefusals(this.limiter, request, async () => {
+      const resolved = await this.keys.resolveSigningKey(path.keyId, request);
+      const problem = this.urls.signatureProblem(path, resolved);
+      if (problem) {
+        this.metrics.authFailed(problem);
+        throw signatureRefusal(problem);
+      }
+      return resolved;
+    });
     this.keys.assertScopes(key.auth, [PROXY_SCOPE]);
     request.gw.auth = key.auth;
     setVerifiedImagePath(request, path);

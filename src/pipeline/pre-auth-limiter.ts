@@ -11,3 +11,25 @@ export interface PreAuthLimiter {
 }
 
 export const PRE_AUTH_LIMITER = Symbol('PRE_AUTH_LIMITER');
+
+/**
+ * Runs an authentication step and, when it refuses the caller with 401, charges the client IP's
+ * bucket before answering (once per request: a cache miss may have charged it already). Without
+ * this, requests with no key, a malformed key, a wrong secret for a cached key id or a bad URL
+ * signature would never meet the IP limit, and one address could guess secrets without end.
+ * Over the limit the caller gets the 429 instead of the 401. Valid requests pay nothing extra.
+ */
+export async function chargingRefusals<T>(
+  limiter: PreAuthLimiter | undefined,
+  request: FastifyRequest,
+  authenticate: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await authenticate();
+  } catch (error) {
+    if (limiter && (error as { code?: unknown }).code === 'unauthorized' && !request.gw.ipLimited) {
+      await limiter.beforeKeyLookup(request);
+    }
+    throw error;
+  }
+}
