@@ -79,6 +79,10 @@ describe('foundation (real PostgreSQL and Redis)', () => {
     it('accepts the admin token', async () => {
       const res = await gw.admin('/admin/v1/audit-log');
       expect(res.status).toBe(200);
+      // The gateway's own responses are never cached, sniffed or framed.
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
       expect(await res.json()).toMatchObject({ items: [], total: 0, limit: 50, offset: 0 });
     });
 

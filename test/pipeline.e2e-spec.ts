@@ -152,6 +152,9 @@ describe('request pipeline on /i/* (auth → allowlist → rate limits → quota
     expect(await res.text()).toBe('png-bytes');
     expect(res.headers.get('content-type')).toBe('image/png');
     expect(res.headers.get('x-request-id')).toBe('pipeline-good');
+    // The backend's response, not the gateway's: no gateway cache or content policy added to it.
+    expect(res.headers.get('cache-control')).toBeNull();
+    expect(res.headers.get('content-security-policy')).toBeNull();
     for (const name of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'ratelimit-policy', 'ratelimit']) {
       expect(res.headers.get(name)).not.toBeNull();
     }

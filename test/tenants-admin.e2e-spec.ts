@@ -279,6 +279,8 @@ describe('tenants admin API', () => {
     it('shows the key, signing key and salt once; stores only the HMAC and ciphertext', async () => {
       const res = await gw.admin(`/admin/v1/tenants/${tenantId}/keys`, { method: 'POST', json: { name: 'web', scopes: ['images:read', 'images:write'] } });
       expect(res.status).toBe(201);
+      // The only response that ever holds the secrets must not be kept by any cache.
+      expect(res.headers.get('cache-control')).toBe('no-store');
       const created = await res.json();
       expect(created).toMatchObject({
         tenantId,

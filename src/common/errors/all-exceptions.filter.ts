@@ -32,7 +32,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       return;
     }
     for (const [name, value] of Object.entries(headers)) reply.header(name, value);
-    applySecurityHeaders(reply);
+    applySecurityHeaders(reply, request);
     void reply.status(status).header('content-type', 'application/json; charset=utf-8').send(errorBody(code, message, requestId, extras));
   }
 
