@@ -6,10 +6,19 @@ import type { AddressInfo } from 'node:net';
 export const IMAGE_BYTES = 8 * 1024;
 /** The streaming memory check's response. */
 export const LARGE_BYTES = 64 * 1024 * 1024;
+/** Source name that asks for the large response; the gateway may re-encode the source in base64. */
+export const LARGE_SOURCE = 'bench-large.bin';
+
+function wantsLarge(url: string): boolean {
+  if (url.includes(LARGE_SOURCE)) return true;
+  const last = url.slice(url.lastIndexOf('/') + 1).split('.')[0];
+  return Buffer.from(last, 'base64url').toString('latin1').includes(LARGE_SOURCE);
+}
 
 /**
  * The benchmark's upstream: a fixed image-sized body for every path, `/health` for the
- * gateway's checks, and `/large` streaming 64 MiB in 64 KiB chunks with back-pressure.
+ * gateway's checks, and any path naming `bench-large.bin` (plain or base64) streaming 64 MiB in
+ * 64 KiB chunks with back-pressure.
  */
 export async function startBenchBackend(port = 0): Promise<{ server: Server; url: string }> {
   const image = Buffer.alloc(IMAGE_BYTES, 0x5a);
@@ -19,7 +28,7 @@ export async function startBenchBackend(port = 0): Promise<{ server: Server; url
       res.end('ok');
       return;
     }
-    if (req.url?.endsWith('/large')) {
+    if (wantsLarge(req.url ?? '')) {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(LARGE_BYTES) });
       let left = LARGE_BYTES;
       const write = () => {

@@ -1,15 +1,25 @@
 /**
  * `npm run bench`: the gateway against a bare node:http + undici pass-through proxy (the SPEC §2
- * yardstick) and the backend itself, measured interleaved in one run so machine noise hits all
- * three alike. Every participant runs in its own process; the gateway's CPU µs per request and
- * RSS come from its own process.cpuUsage()/memoryUsage(). Then a 64 MiB response streams
- * through the gateway while its RSS is sampled. Only 127.0.0.1, bounded to well under 2 minutes.
+ * yardstick) and the backend itself, measured interleaved in one run so machine noise hits every
+ * target alike. Targets:
+ *
+ *   direct            the backend itself
+ *   baseline          node:http + undici pass-through (bench/baseline-proxy.ts)
+ *   gateway           the full pipeline on /i/*: API key (cached), tenant allowlist, every
+ *                     rate-limit bucket and the quota counters (Redis), quota check, URL sandbox
+ *                     and re-signing, streaming proxy, usage count (Redis), metrics, request log
+ *   gateway-no-auth   the same process and proxy on a route without the guards and interceptor
+ *
+ * Every participant runs in its own process; CPU µs per request and memory come from that
+ * process. The gateway uses a real PostgreSQL (a database of its own, created and dropped here)
+ * and a real Redis (a key prefix of its own, removed afterwards). Only 127.0.0.1; about 90 s.
  *
  * Options: --rounds N (3) --duration S (4) --connections N (50) --log-level L (warn)
- *          --with-auth   create a tenant and an API key through the admin API and send the key
- * Database: DATABASE_URL (used as is), else TEST_DATABASE_URL (a fresh database is created and
- * dropped), else an embedded PostgreSQL in this runner process (never in the gateway's, so its
- * RSS stays the gateway's). REDIS_URL when given, else in-process counters.
+ *          --targets gateway,baseline   load only these (ratios need baseline; for profiling)
+ * PostgreSQL: TEST_DATABASE_URL, else DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres
+ *             (the server to create the benchmark's database on).
+ * Redis:      REDIS_URL, else TEST_REDIS_URL, else redis://127.0.0.1:6379.
+ * BENCH_GATEWAY_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=bench/results" profiles the gateway.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,18 +27,20 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import Redis from 'ioredis';
 import { Client } from 'pg';
 import { request } from 'undici';
 import { projectRoot } from '../src/common/project-root';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/database/embedded-postgres';
-import { LARGE_BYTES } from './bench-backend';
+import { IMAGE_BYTES, LARGE_BYTES, LARGE_SOURCE } from './bench-backend';
+import { PASS_THROUGH_PREFIX } from './pass-through.module';
 
 interface Options {
   rounds: number;
   duration: number;
   connections: number;
   logLevel: string;
-  withAuth: boolean;
+  /** Which targets to load (all by default); e.g. `gateway` alone while profiling it. */
+  targets?: string[];
 }
 
 interface Participant {
@@ -40,6 +52,15 @@ interface Participant {
 interface Usage {
   cpuMicros: number;
   rss: number;
+  heapUsed: number;
+  redisWrites?: number;
+}
+
+interface Target {
+  name: string;
+  url: string;
+  headers: Record<string, string>;
+  process: Participant;
 }
 
 interface Sample {
@@ -52,11 +73,26 @@ interface Sample {
   errors: number;
   non2xx: number;
   cpuMicrosPerRequest?: number;
-  rssMiB?: number;
+  rssMiB: number;
+  redisWritesPerRequest?: number;
+}
+
+interface Summary {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuMicrosPerRequest?: number;
+  rssMiB: number;
+  errors: number;
 }
 
 const ADMIN_TOKEN = randomBytes(24).toString('base64url');
 const IMAGE_PATH = '/insecure/rs:fit:300:300/plain/local:///bench.jpg';
+const LARGE_PATH = `/insecure/plain/local:///${LARGE_SOURCE}`;
+const DEFAULT_DATABASE = 'postgres://postgres@127.0.0.1:5432/postgres';
+const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
+/** Requests sent one at a time to count Redis round trips. */
+const PROBE_REQUESTS = 200;
 
 function parseOptions(argv: string[]): Options {
   const value = (name: string, fallback: string) => {
@@ -68,13 +104,12 @@ function parseOptions(argv: string[]): Options {
     duration: Number(value('duration', '4')),
     connections: Number(value('connections', '50')),
     logLevel: value('log-level', 'warn'),
-    withAuth: argv.includes('--with-auth'),
+    targets: argv.includes('--targets') ? value('targets', '').split(',') : undefined,
   };
 }
 
 function spawnParticipant(name: string, role: string, env: Record<string, string>): Promise<Participant> {
   const script = role === 'gateway' ? 'gateway-child.js' : 'child.js';
-  // BENCH_GATEWAY_NODE_OPTIONS, e.g. "--cpu-prof --cpu-prof-dir=bench/results", profiles the gateway.
   const execArgv = role === 'gateway' ? (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(' ').filter(Boolean) : [];
   const child = fork(join(__dirname, script), [role], { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
@@ -85,10 +120,10 @@ function spawnParticipant(name: string, role: string, env: Record<string, string
   });
 }
 
-function usageOf(participant: Participant): Promise<Usage> {
+function usageOf(participant: Participant, gc = false): Promise<Usage> {
   return new Promise((resolve) => {
     participant.child.once('message', (message: Usage & { type: string }) => resolve(message));
-    participant.child.send({ type: 'usage' });
+    participant.child.send({ type: 'usage', gc });
   });
 }
 
@@ -100,67 +135,142 @@ async function stop(participant: Participant): Promise<void> {
   clearTimeout(timer);
 }
 
-async function load(url: string, headers: Record<string, string>, options: Options, duration = options.duration) {
-  return autocannon({ url, connections: options.connections, duration, headers, pipelining: 1 });
+function load(target: Target, options: Options, duration = options.duration) {
+  return autocannon({ url: target.url, connections: options.connections, duration, headers: target.headers, pipelining: 1 });
 }
 
-/** A database for the gateway, and how to get rid of it afterwards. */
-async function prepareDatabase(dataDir: string): Promise<{ url: string; poolSize: number; kind: string; cleanup: () => Promise<void> }> {
-  if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, poolSize: 10, kind: 'DATABASE_URL', cleanup: async () => undefined };
-  if (process.env.TEST_DATABASE_URL) {
-    const name = `igw_bench_${Date.now().toString(36)}`;
-    const admin = new Client({ connectionString: process.env.TEST_DATABASE_URL });
+/** A fresh database on the PostgreSQL server, dropped afterwards. */
+async function prepareDatabase(): Promise<{ url: string; server: string; cleanup: () => Promise<void> }> {
+  const server = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE;
+  const name = `igw_bench_${Date.now().toString(36)}`;
+  const admin = new Client({ connectionString: server, connectionTimeoutMillis: 3_000 });
+  try {
     await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.end();
-    const url = new URL(process.env.TEST_DATABASE_URL);
-    url.pathname = `/${name}`;
-    return {
-      url: url.toString(),
-      poolSize: 10,
-      kind: 'TEST_DATABASE_URL (fresh database)',
-      cleanup: async () => {
-        const c = new Client({ connectionString: process.env.TEST_DATABASE_URL });
-        await c.connect();
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await c.end();
-      },
-    };
+  } catch (error) {
+    throw new Error(`PostgreSQL at ${redactUrl(server)} does not answer (${(error as Error).message}); set TEST_DATABASE_URL or start it`);
   }
-  const embedded: EmbeddedPostgres = await startEmbeddedPostgres(join(dataDir, 'pg'));
-  return { url: embedded.url, poolSize: 1, kind: 'embedded PGlite (in the runner process)', cleanup: () => embedded.close() };
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(server);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    server: redactUrl(server),
+    cleanup: async () => {
+      const c = new Client({ connectionString: server });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
 }
 
-/** --with-auth: one tenant and one key, created the way an operator would. */
+/** A Redis key prefix of the run's own, whose keys are removed afterwards. */
+async function prepareRedis(): Promise<{ url: string; prefix: string; cleanup: () => Promise<void> }> {
+  const url = process.env.REDIS_URL ?? process.env.TEST_REDIS_URL ?? DEFAULT_REDIS;
+  const prefix = `igw-bench-${Date.now().toString(36)}:`;
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 3_000 });
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (error) {
+    client.disconnect();
+    throw new Error(`Redis at ${redactUrl(url)} does not answer (${(error as Error).message}); set REDIS_URL or start it`);
+  }
+  return {
+    url,
+    prefix,
+    cleanup: async () => {
+      let cursor = '0';
+      do {
+        const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        if (keys.length) await client.unlink(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+      await client.quit();
+    },
+  };
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/** One tenant and one key, created the way an operator would; limits far above what is sent. */
 async function createApiKey(gatewayUrl: string): Promise<string> {
-  const admin = async (path: string, body: unknown) => {
+  const admin = async (path: string, body: unknown, method: 'POST' | 'PATCH' = 'POST') => {
     const res = await request(gatewayUrl + path, {
-      method: 'POST',
+      method,
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
     const json = (await res.body.json()) as Record<string, unknown>;
-    if (res.statusCode >= 300) throw new Error(`--with-auth: POST ${path} answered ${res.statusCode}: ${JSON.stringify(json)}`);
+    if (res.statusCode >= 300) throw new Error(`${method} ${path} answered ${res.statusCode}: ${JSON.stringify(json)}`);
     return json;
   };
   const tenant = await admin('/admin/v1/tenants', { name: 'bench', email: `bench-${Date.now()}@example.com` });
+  // Checked on every request, never tripped: the limits are not what is measured.
+  await admin(
+    `/admin/v1/tenants/${tenant.id as string}`,
+    { rateLimits: { perMinute: 10_000_000, perHour: 1_000_000_000 }, quotas: { monthlyRequests: 1e12, monthlyBandwidthBytes: 1e15 } },
+    'PATCH',
+  );
   const key = await admin(`/admin/v1/tenants/${tenant.id as string}/keys`, { name: 'bench' });
   return key.key as string;
 }
 
 /**
- * Streams a 64 MiB response through `proxy`, sampling its RSS every 20 ms. Run for the gateway
- * and for the baseline: the peak includes freed-but-not-yet-collected chunk buffers, so the
- * baseline's figure is the floor any Node pass-through pays; buffering would add the whole body.
+ * Redis round trips of one proxied request, counted two ways while PROBE_REQUESTS requests are
+ * sent one at a time (so no two requests share a write): socket writes on the gateway's command
+ * connection (each write is one round trip; commands sent together share it), and commands
+ * naming the run's key prefix seen by a MONITOR connection.
+ */
+async function countRedisRoundTrips(target: Target, gateway: Participant, redisUrl: string, prefix: string) {
+  const connection = new Redis(redisUrl);
+  const monitor = await connection.monitor();
+  let commands = 0;
+  let inScripts = 0;
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (!args.some((arg) => arg.startsWith(prefix))) return;
+    // MONITOR also shows what the Lua scripts call inside Redis; those are no network traffic.
+    if (source === 'lua') inScripts++;
+    else commands++;
+  });
+  const before = (await usageOf(gateway)).redisWrites ?? 0;
+  for (let i = 0; i < PROBE_REQUESTS; i++) {
+    const res = await request(target.url, { headers: target.headers });
+    await res.body.dump();
+    if (res.statusCode !== 200) throw new Error(`round-trip probe: ${target.name} answered ${res.statusCode}`);
+  }
+  // The usage count leaves after the response; give the last one time to be written.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const writes = ((await usageOf(gateway)).redisWrites ?? 0) - before;
+  monitor.disconnect();
+  connection.disconnect();
+  return {
+    requests: PROBE_REQUESTS,
+    roundTripsPerRequest: round2(writes / PROBE_REQUESTS),
+    commandsPerRequest: round2(commands / PROBE_REQUESTS),
+    commandsInScriptsPerRequest: round2(inScripts / PROBE_REQUESTS),
+    method:
+      `${PROBE_REQUESTS} requests sent one at a time; round trips = socket writes on the gateway's Redis command connection ` +
+      `(counted in the gateway process), commands = Redis MONITOR lines naming the run's key prefix, sent by the gateway ` +
+      `(commands the Lua scripts run inside Redis are counted apart)`,
+  };
+}
+
+/**
+ * Streams a 64 MiB response through `proxy`, sampling its RSS every 20 ms. The peak includes
+ * freed-but-not-yet-collected chunk buffers, so the baseline's figure is the floor any Node
+ * pass-through pays; buffering would add the whole body.
  */
 async function streamingMemoryCheck(proxy: Participant, url: string, headers: Record<string, string>) {
-  const gateway = proxy;
-  const before = (await usageOf(gateway)).rss;
+  const before = (await usageOf(proxy)).rss;
   let peak = before;
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      peak = Math.max(peak, (await usageOf(gateway)).rss);
+      peak = Math.max(peak, (await usageOf(proxy)).rss);
       await new Promise((r) => setTimeout(r, 20));
     }
   })();
@@ -178,17 +288,33 @@ function mib(bytes: number): number {
   return Math.round((bytes / 1024 / 1024) * 10) / 10;
 }
 
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+function ratiosOf(g: Summary, b: Summary) {
+  return {
+    requestsPerSecond: round2(g.requestsPerSecond / b.requestsPerSecond),
+    cpuMicrosPerRequest: round2((g.cpuMicrosPerRequest ?? 0) / (b.cpuMicrosPerRequest ?? 1)),
+    p99DeltaMs: g.p99Ms - b.p99Ms,
+  };
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const startedAt = Date.now();
   const dataDir = mkdtempSync(join(tmpdir(), 'igw-bench-'));
-  const database = await prepareDatabase(dataDir);
+  const database = await prepareDatabase();
+  const redis = await prepareRedis().catch(async (error: Error) => {
+    await database.cleanup();
+    throw error;
+  });
   const participants: Participant[] = [];
   try {
     const backend = await spawnParticipant('backend', 'backend', {});
@@ -197,32 +323,39 @@ async function main(): Promise<void> {
     participants.push(baseline);
     const gatewayConfig = {
       dataDir,
-      database: { url: database.url, poolSize: database.poolSize, migrationsRun: true },
-      redis: process.env.REDIS_URL ? { url: process.env.REDIS_URL, keyPrefix: `igw-bench-${Date.now().toString(36)}:` } : {},
+      database: { url: database.url, poolSize: 10, migrationsRun: true },
+      redis: { url: redis.url, keyPrefix: redis.prefix },
       security: { adminToken: ADMIN_TOKEN, keyPepper: randomBytes(24).toString('base64url'), secretsKey: randomBytes(32).toString('hex') },
       backends: [{ name: 'bench', url: backend.url, weight: 1 }],
-      // The limits must not be what is measured.
+      // The IP and route buckets are checked on every request but must not be what is measured.
       rateLimit: { ip: { perMinute: 1_000_000_000 }, routes: { proxy: { perMinute: 1_000_000_000 } } },
       logging: { level: options.logLevel },
     };
     const gateway = await spawnParticipant('gateway', 'gateway', { BENCH_GATEWAY_CONFIG: JSON.stringify(gatewayConfig) });
     participants.push(gateway);
+    const rssAtStart = (await usageOf(gateway)).rss;
 
-    const headers: Record<string, string> = {};
-    if (options.withAuth) headers['x-api-key'] = await createApiKey(gateway.url);
-    const targets = [
-      { name: 'direct', url: backend.url + IMAGE_PATH, process: backend },
-      { name: 'baseline', url: baseline.url + IMAGE_PATH, process: baseline },
-      { name: 'gateway', url: `${gateway.url}/i${IMAGE_PATH}`, process: gateway },
+    const apiKey = { 'x-api-key': await createApiKey(gateway.url) };
+    const allTargets: Target[] = [
+      { name: 'direct', url: backend.url + IMAGE_PATH, headers: {}, process: backend },
+      { name: 'baseline', url: baseline.url + IMAGE_PATH, headers: {}, process: baseline },
+      { name: 'gateway', url: `${gateway.url}/i${IMAGE_PATH}`, headers: apiKey, process: gateway },
+      { name: 'gateway-no-auth', url: gateway.url + PASS_THROUGH_PREFIX + IMAGE_PATH, headers: {}, process: gateway },
     ];
+    const full = allTargets[2];
+    const targets = allTargets.filter((t) => !options.targets || options.targets.includes(t.name));
 
-    // Warm-up: JIT, connection pools, caches.
+    // Warm-up: JIT, connection pools, the key cache, the tenant's month view.
     for (const target of targets) {
-      const warm = await load(target.url, headers, options, 2);
+      const warm = await load(target, options, 2);
       if (warm.non2xx > 0 || warm.errors > 0) throw new Error(`${target.name} answered ${warm.non2xx} non-2xx and ${warm.errors} errors while warming up`);
     }
-    const memory = await streamingMemoryCheck(gateway, `${gateway.url}/i/large`, headers);
-    const baselineMemory = await streamingMemoryCheck(baseline, `${baseline.url}/large`, headers);
+    const afterWarmUp = await usageOf(gateway);
+    const redisRoundTrips = await countRedisRoundTrips(full, gateway, redis.url, redis.prefix);
+    const memory = {
+      gateway: await streamingMemoryCheck(gateway, `${gateway.url}/i${LARGE_PATH}`, apiKey),
+      baseline: await streamingMemoryCheck(baseline, baseline.url + LARGE_PATH, {}),
+    };
 
     const samples: Sample[] = [];
     for (let round = 1; round <= options.rounds; round++) {
@@ -230,7 +363,7 @@ async function main(): Promise<void> {
       const order = round % 2 ? targets : [...targets].reverse();
       for (const target of order) {
         const before = await usageOf(target.process);
-        const result = await load(target.url, headers, options);
+        const result = await load(target, options);
         const after = await usageOf(target.process);
         const requests = result.requests.total;
         samples.push({
@@ -244,44 +377,59 @@ async function main(): Promise<void> {
           non2xx: result.non2xx,
           cpuMicrosPerRequest: target.name === 'direct' ? undefined : Math.round((after.cpuMicros - before.cpuMicros) / Math.max(1, requests)),
           rssMiB: mib(after.rss),
+          redisWritesPerRequest:
+            after.redisWrites === undefined ? undefined : round2((after.redisWrites - (before.redisWrites ?? 0)) / Math.max(1, requests)),
         });
-        process.stdout.write(`round ${round} ${target.name.padEnd(8)} ${String(Math.round(result.requests.average)).padStart(6)} req/s  p50 ${result.latency.p50} ms  p99 ${result.latency.p99} ms\n`);
+        process.stdout.write(
+          `round ${round} ${target.name.padEnd(15)} ${String(Math.round(result.requests.average)).padStart(6)} req/s  p50 ${result.latency.p50} ms  p99 ${result.latency.p99} ms\n`,
+        );
       }
     }
+    const steady = await usageOf(gateway);
+    // Only collects when the gateway runs with --expose-gc (BENCH_GATEWAY_NODE_OPTIONS).
+    const collected = await usageOf(gateway, true);
 
-    const summary = Object.fromEntries(
-      targets.map((t) => {
-        const of = samples.filter((s) => s.target === t.name);
-        const cpu = of.map((s) => s.cpuMicrosPerRequest).filter((v): v is number => v !== undefined);
-        return [
-          t.name,
-          {
-            requestsPerSecond: median(of.map((s) => s.requestsPerSecond)),
-            p50Ms: median(of.map((s) => s.p50)),
-            p99Ms: median(of.map((s) => s.p99)),
-            cpuMicrosPerRequest: cpu.length ? median(cpu) : undefined,
-            rssMiB: Math.max(...of.map((s) => s.rssMiB ?? 0)),
-            errors: of.reduce((n, s) => n + s.errors + s.non2xx, 0),
-          },
-        ];
-      }),
-    ) as Record<string, { requestsPerSecond: number; p50Ms: number; p99Ms: number; cpuMicrosPerRequest?: number; rssMiB: number; errors: number }>;
-    const g = summary.gateway;
-    const b = summary.baseline;
-    const ratios = {
-      requestsPerSecond: Math.round((g.requestsPerSecond / b.requestsPerSecond) * 100) / 100,
-      cpuMicrosPerRequest: Math.round(((g.cpuMicrosPerRequest ?? 0) / (b.cpuMicrosPerRequest ?? 1)) * 100) / 100,
-      p99DeltaMs: g.p99Ms - b.p99Ms,
+    const summary: Record<string, Summary> = {};
+    for (const t of targets) {
+      const of = samples.filter((s) => s.target === t.name);
+      const cpu = of.map((s) => s.cpuMicrosPerRequest).filter((v): v is number => v !== undefined);
+      summary[t.name] = {
+        requestsPerSecond: median(of.map((s) => s.requestsPerSecond)),
+        p50Ms: median(of.map((s) => s.p50)),
+        p99Ms: median(of.map((s) => s.p99)),
+        cpuMicrosPerRequest: cpu.length ? median(cpu) : undefined,
+        rssMiB: Math.max(...of.map((s) => s.rssMiB)),
+        errors: of.reduce((n, s) => n + s.errors + s.non2xx, 0),
+      };
+    }
+    const ratios: Record<string, ReturnType<typeof ratiosOf>> = {};
+    for (const name of ['gateway', 'gateway-no-auth']) if (summary[name] && summary.baseline) ratios[name] = ratiosOf(summary[name], summary.baseline);
+    const underLoad = samples.filter((s) => s.target === 'gateway').map((s) => s.redisWritesPerRequest ?? 0);
+    const gatewayMemory = {
+      rssAtStartMiB: mib(rssAtStart),
+      rssAfterWarmUpMiB: mib(afterWarmUp.rss),
+      rssSteadyMiB: mib(steady.rss),
+      rssMaxMiB: Math.max(mib(steady.rss), ...samples.filter((s) => s.target.startsWith('gateway')).map((s) => s.rssMiB)),
+      heapUsedSteadyMiB: mib(steady.heapUsed),
+      afterFullGc: (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').includes('--expose-gc') ? { rssMiB: mib(collected.rss), heapUsedMiB: mib(collected.heapUsed) } : undefined,
     };
     const result = {
       at: new Date(startedAt).toISOString(),
       durationSeconds: Math.round((Date.now() - startedAt) / 1000),
       options,
-      environment: { node: process.version, database: database.kind, redis: process.env.REDIS_URL ? 'REDIS_URL' : 'in-process', bodyBytes: 8192 },
+      environment: {
+        node: process.version,
+        gatewayNodeOptions: process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '',
+        database: `fresh database on ${database.server}`,
+        redis: `${redactUrl(redis.url)} prefix ${redis.prefix}`,
+        bodyBytes: IMAGE_BYTES,
+      },
       summary,
       ratios,
       targets: { requestsPerSecondRatio: '≥ 0.5 (aim 0.75)', cpuRatio: '≤ 2', p99DeltaMs: '≤ 10', rssMiB: '< 150' },
-      streamingMemoryCheck: { gateway: memory, baseline: baselineMemory },
+      gatewayMemory,
+      redisRoundTrips: { ...redisRoundTrips, socketWritesPerRequestUnderLoad: median(underLoad) },
+      streamingMemoryCheck: memory,
       samples,
     };
     const dir = join(projectRoot(), 'bench', 'results');
@@ -289,20 +437,34 @@ async function main(): Promise<void> {
     const file = join(dir, `bench-${result.at.replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, JSON.stringify(result, null, 2));
 
-    process.stdout.write('\n             req/s     p50 ms   p99 ms   CPU µs/req   RSS MiB\n');
+    const out = (line: string) => process.stdout.write(`${line}\n`);
+    out('\n                    req/s   p50 ms   p99 ms   CPU µs/req   RSS MiB');
     for (const [name, s] of Object.entries(summary)) {
-      process.stdout.write(
-        `${name.padEnd(10)} ${String(s.requestsPerSecond).padStart(8)} ${String(s.p50Ms).padStart(9)} ${String(s.p99Ms).padStart(8)} ${String(s.cpuMicrosPerRequest ?? '-').padStart(12)} ${String(s.rssMiB).padStart(9)}\n`,
+      out(
+        `${name.padEnd(16)} ${String(s.requestsPerSecond).padStart(8)} ${String(s.p50Ms).padStart(8)} ${String(s.p99Ms).padStart(8)} ${String(s.cpuMicrosPerRequest ?? '-').padStart(12)} ${String(s.rssMiB).padStart(9)}`,
       );
     }
-    process.stdout.write(
-      `\ngateway/baseline: ${ratios.requestsPerSecond}× req/s, ${ratios.cpuMicrosPerRequest}× CPU per request, p99 ${ratios.p99DeltaMs >= 0 ? '+' : ''}${ratios.p99DeltaMs} ms` +
-        `\n64 MiB streamed through the gateway in ${memory.seconds.toFixed(2)} s: RSS ${memory.rssBeforeMiB} → peak ${memory.rssPeakMiB} MiB (+${memory.rssGrowthMiB} MiB), complete: ${memory.complete}; baseline +${baselineMemory.rssGrowthMiB} MiB` +
-        `\nauth: ${options.withAuth ? 'tenant API key' : 'none (pipeline guards not yet on the route)'}; database: ${database.kind}; result: ${file}\n`,
+    for (const [name, r] of Object.entries(ratios)) {
+      out(`${name}/baseline: ${r.requestsPerSecond}× req/s, ${r.cpuMicrosPerRequest}× CPU per request, p99 ${r.p99DeltaMs >= 0 ? '+' : ''}${r.p99DeltaMs} ms`);
+    }
+    out(
+      `gateway RSS: ${gatewayMemory.rssAtStartMiB} MiB at start, ${gatewayMemory.rssAfterWarmUpMiB} after warm-up, ${gatewayMemory.rssSteadyMiB} at the end ` +
+        `(max ${gatewayMemory.rssMaxMiB}; heap used ${gatewayMemory.heapUsedSteadyMiB})` +
+        (gatewayMemory.afterFullGc ? `; after a full GC: RSS ${gatewayMemory.afterFullGc.rssMiB}, heap used ${gatewayMemory.afterFullGc.heapUsedMiB}` : ''),
     );
+    out(
+      `Redis per proxied request: ${redisRoundTrips.roundTripsPerRequest} round trips, ${redisRoundTrips.commandsPerRequest} commands ` +
+        `(${redisRoundTrips.method}); under load ${result.redisRoundTrips.socketWritesPerRequestUnderLoad} socket writes per request`,
+    );
+    out(
+      `64 MiB streamed through the gateway in ${memory.gateway.seconds.toFixed(2)} s: RSS ${memory.gateway.rssBeforeMiB} → peak ${memory.gateway.rssPeakMiB} MiB ` +
+        `(+${memory.gateway.rssGrowthMiB} MiB), complete: ${memory.gateway.complete}; baseline +${memory.baseline.rssGrowthMiB} MiB`,
+    );
+    out(`database: ${result.environment.database}; redis: ${result.environment.redis}; result: ${file}`);
   } finally {
     for (const participant of participants.reverse()) await stop(participant).catch(() => participant.child.kill('SIGKILL'));
     await database.cleanup();
+    await redis.cleanup();
   }
 }
 

@@ -1,5 +1,6 @@
 import { ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { DynamicModule, Type } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
@@ -9,12 +10,13 @@ import { GatewayConfig } from './config/gateway-config';
 
 /**
  * Builds a configured gateway without listening: main.ts, the demo and the end-to-end tests
- * all start the very same application.
+ * all start the very same application. `rootModule` lets the benchmark add a route next to it
+ * (a module that imports `AppModule.forRoot(config)`).
  */
-export async function createGatewayApp(config: GatewayConfig): Promise<NestFastifyApplication> {
+export async function createGatewayApp(config: GatewayConfig, rootModule: DynamicModule | Type = AppModule.forRoot(config)): Promise<NestFastifyApplication> {
   const adapter = createFastifyAdapter(config);
   installRequestHooks(adapter.getInstance(), config);
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+  const app = await NestFactory.create<NestFastifyApplication>(rootModule, adapter, {
     bufferLogs: true,
     abortOnError: false,
   });

@@ -1,7 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
-import { LoggerModule } from 'nestjs-pino';
 import { AuditModule } from './audit/audit.module';
 import { BackendsModule } from './backends/backends.module';
 import { AuthModule } from './auth/auth.module';
@@ -13,7 +12,7 @@ import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
 import { ImgproxyModule } from './imgproxy/imgproxy.module';
 import { IpAllowlistModule } from './ip-allowlist/ip-allowlist.module';
-import { loggingOptions } from './logging/logging.options';
+import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PlansModule } from './plans/plans.module';
 import { ProxyModule } from './proxy/proxy.module';
@@ -34,7 +33,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        LoggerModule.forRoot(loggingOptions(config)),
+        LoggingModule.forRoot(config),
         ScheduleModule.forRoot(),
         DatabaseModule,
         RedisModule,

@@ -1,5 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { redactUrl, requestLogProps, serializeError } from './logging.options';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import type { FinishedRequest } from '../metrics/request-observer';
+import { REDACTED_PATHS, RequestLineLogger, redactUrl, requestLineLevel } from './logging.options';
 
 describe('redactUrl', () => {
   it('masks credential query parameters and keeps the rest', () => {
@@ -9,7 +11,29 @@ describe('redactUrl', () => {
   });
 });
 
-describe('requestLogProps', () => {
+describe('requestLineLevel', () => {
+  it('keeps probes and scrapes at debug, 5xx at error, the rest at info', () => {
+    expect(requestLineLevel('/health/live', 200)).toBe('debug');
+    expect(requestLineLevel('/metrics', 200)).toBe('debug');
+    expect(requestLineLevel('/healthy-cat.jpg', 200)).toBe('info');
+    expect(requestLineLevel('/i/x', 502)).toBe('error');
+    expect(requestLineLevel('/i/x', 404)).toBe('info');
+  });
+});
+
+describe('RequestLineLogger', () => {
+  function capture(level: string) {
+    const lines: Record<string, unknown>[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+        callback();
+      },
+    });
+    const root = pino({ level, redact: { paths: REDACTED_PATHS, censor: '[Redacted]' } }, stream);
+    return { lines, logger: new RequestLineLogger(root) };
+  }
+
   const state = {
     requestId: 'r1',
     clientIp: '10.0.0.1',
@@ -21,28 +45,55 @@ describe('requestLogProps', () => {
     bytesOut: 4,
     auth: { tenantId: 'tn', keyId: 'k' },
   };
+  const finished = (status: number, aborted = false, url = '/i/x?api_key=igw_SECRET') =>
+    ({
+      request: { method: 'GET', raw: { url } },
+      state,
+      routeTemplate: '/i/*',
+      status,
+      aborted,
+      durationSeconds: 0.0421,
+    }) as unknown as FinishedRequest;
 
-  it('gives the request-wide fields first and the outcome fields at the end, never the same key twice', () => {
-    const req = { method: 'GET', url: '/i/x', gw: state } as unknown as IncomingMessage;
-    const res = { writableFinished: true, statusCode: 200 } as ServerResponse;
-    const start = requestLogProps(req, res);
-    const end = requestLogProps(req, res);
-    expect(start).toEqual({ requestId: 'r1', traceId: 't1', clientIp: '10.0.0.1' });
-    expect(end).toMatchObject({ method: 'GET', routeName: 'proxy', status: 200, tenantId: 'tn', keyId: 'k', backend: 'b', bytesIn: 3, bytesOut: 4 });
-    expect(Object.keys(start).filter((key) => key in end)).toEqual([]);
+  it('writes one line with the request fields, the masked URL and no header', () => {
+    const { lines, logger } = capture('info');
+    logger.requestFinished(finished(200));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toEqual({
+      level: 30,
+      time: expect.any(Number),
+      pid: expect.any(Number),
+      hostname: expect.any(String),
+      req: { url: '/i/x?api_key=[Redacted]' },
+      requestId: 'r1',
+      traceId: 't1',
+      clientIp: '10.0.0.1',
+      method: 'GET',
+      route: '/i/*',
+      routeName: 'proxy',
+      status: 200,
+      tenantId: 'tn',
+      keyId: 'k',
+      backend: 'b',
+      bytesIn: 3,
+      bytesOut: 4,
+      durationMs: 42,
+      msg: 'request completed',
+    });
   });
 
-  it('reports an aborted response as 499', () => {
-    const req = { method: 'GET', url: '/i/x', gw: state } as unknown as IncomingMessage;
-    const res = { writableFinished: false, statusCode: 200 } as ServerResponse;
-    requestLogProps(req, res);
-    expect(requestLogProps(req, res)).toMatchObject({ status: 499, aborted: true });
+  it('reports an aborted response as 499 and a 5xx at error', () => {
+    const { lines, logger } = capture('info');
+    logger.requestFinished(finished(499, true));
+    logger.requestFinished(finished(502));
+    expect(lines[0]).toMatchObject({ status: 499, aborted: true, level: 30 });
+    expect(lines[1]).toMatchObject({ status: 502, level: 50, msg: 'request failed' });
   });
-});
 
-describe('serializeError', () => {
-  it('drops the useless stack of pino-http’s invented 5xx error but keeps real stacks', () => {
-    expect(serializeError(new Error('failed with status code 503')).stack).toBeUndefined();
-    expect(serializeError(new Error('connect ECONNREFUSED')).stack).toEqual(expect.stringContaining('ECONNREFUSED'));
+  it('writes nothing when the level hides the line', () => {
+    const { lines, logger } = capture('warn');
+    logger.requestFinished(finished(200));
+    logger.requestFinished(finished(200, false, '/health/ready'));
+    expect(lines).toHaveLength(0);
   });
 });

@@ -24,7 +24,7 @@ export interface FinishedRequest {
   durationSeconds: number;
 }
 
-/** Tracing and request logs hook in here instead of adding listeners of their own. */
+/** Tracing, request logs and the request line hook in here instead of adding listeners of their own. */
 export interface RequestLifecycleListener {
   requestStarted?(request: FastifyRequest): void;
   requestFinished?(finished: FinishedRequest): void;
@@ -67,7 +67,7 @@ export class RequestObserver implements OnModuleInit {
       try {
         listener.requestStarted?.(request);
       } catch (error) {
-        this.listenerFailed(error);
+        this.listenerFailed(error, request.gw);
       }
     }
     reply.raw.once('close', () => this.finished(request, reply));
@@ -89,14 +89,14 @@ export class RequestObserver implements OnModuleInit {
       try {
         listener.requestFinished?.(finished);
       } catch (error) {
-        this.listenerFailed(error);
+        this.listenerFailed(error, state);
       }
     }
   }
 
   // An event handler that throws would crash the process: observability must never do that.
-  private listenerFailed(error: unknown): void {
-    this.logger.error({ err: error }, 'request observer listener failed');
+  private listenerFailed(error: unknown, state: RequestState): void {
+    this.logger.error({ requestId: state.requestId, traceId: state.traceId, err: error }, 'request observer listener failed');
   }
 }
 

@@ -10,6 +10,7 @@ import { GatewayException } from '../common/errors/gateway.exception';
 import type { RequestState } from '../common/http/request-context';
 import { CidrMatcher, normalizeAddress } from '../common/net/cidr';
 import { GatewayConfig } from '../config/gateway-config';
+import { requestFields } from '../logging/logging.options';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import type { BackendLease } from './backend-state/backend-pool';
 import { backoffDelay } from './backend-state/backoff';
@@ -124,7 +125,7 @@ export class ProxyService {
         if (kind === 'aborted') return undefined;
         this.failed(lease);
         this.logger.warn(
-          { requestId: gw.requestId, backend: lease.backend.name, attempt, kind, code: (error as { code?: string }).code },
+          { ...requestFields(gw), backend: lease.backend.name, attempt, kind, code: (error as { code?: string }).code },
           `upstream ${kind} failure on ${lease.backend.name}`,
         );
         last = { kind };
@@ -190,7 +191,7 @@ export class ProxyService {
       }
       const timeout = (error as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT';
       if (!reply.raw.destroyed) {
-        this.logger.warn({ requestId: gw.requestId, backend: lease.backend.name, code: (error as { code?: string }).code }, 'upstream body failed');
+        this.logger.warn({ ...requestFields(gw), backend: lease.backend.name, code: (error as { code?: string }).code }, 'upstream body failed');
       }
       out.destroy(new GatewayException(timeout ? 'gateway_timeout' : 'bad_gateway'));
     });

@@ -16,6 +16,8 @@ export class QuotaInterceptor implements NestInterceptor {
     const http = context.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     if (!request.gw?.auth) return next.handle();
-    return from(this.quotas.admit(request, http.getResponse<FastifyReply>())).pipe(switchMap(() => next.handle()));
+    // Usually decided at once from the counters the rate limiter fetched: no extra Observable then.
+    const pending = this.quotas.admit(request, http.getResponse<FastifyReply>());
+    return pending ? from(pending).pipe(switchMap(() => next.handle())) : next.handle();
   }
 }

@@ -5,7 +5,7 @@ import type { AuthContext } from '../common/http/request-context';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { applyResponseHeaders } from '../rate-limit/rate-limit.request-state';
 import { secondsUntil, usagePeriodOf } from '../usage/usage-period';
-import { UsageService } from '../usage/usage.service';
+import { type UsageSnapshot, UsageService } from '../usage/usage.service';
 import { type QuotaFigure, evaluateRequestQuotas, quotaFigure, storageFits } from './quota-evaluation';
 
 /** The part of a caller's identity a quota needs. AuthContext satisfies it. */
@@ -47,12 +47,22 @@ export class QuotaService {
   /**
    * Refuses with 429 `quota_exceeded` when a request or bandwidth quota is used up; otherwise sets
    * the `X-Quota-*` headers and arranges for the request to be counted when its response ends.
+   * Decides at once (returns undefined, or throws) when the rate limiter already fetched the
+   * tenant's counters for this request, the normal case; otherwise returns the pending decision.
    */
-  async admit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  admit(request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
     const auth = request.gw.auth;
-    if (!auth) return;
+    if (!auth) return undefined;
     const now = new Date();
-    const usage = await this.usage.snapshot(auth.tenantId, now, request);
+    const prefetched = this.usage.prefetchedSnapshot(auth.tenantId, now, request);
+    if (prefetched) {
+      this.decide(request, reply, auth, prefetched, now);
+      return undefined;
+    }
+    return this.usage.snapshot(auth.tenantId, now, request).then((usage) => this.decide(request, reply, auth, usage, now));
+  }
+
+  private decide(request: FastifyRequest, reply: FastifyReply, auth: AuthContext, usage: UsageSnapshot, now: Date): void {
     const verdict = evaluateRequestQuotas(auth.limits, usage, secondsUntil(usage.period.monthEnd, now));
     if (verdict.exceeded) {
       this.metrics?.quotaExceeded(verdict.exceeded);

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { Injectable, Logger, Optional } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import sharp from 'sharp';
+import type Sharp from 'sharp';
 import { ApiKeyService } from '../auth/api-key.service';
 import { GatewayException } from '../common/errors/gateway.exception';
 import type { AuthContext } from '../common/http/request-context';
@@ -195,7 +195,7 @@ export class UploadsService {
   /** Width and height from the header; a file that does not decode as what its magic says is refused. */
   private async dimensions(path: string): Promise<{ width: number | null; height: number | null }> {
     try {
-      const metadata = await sharp(path).metadata();
+      const metadata = await loadSharp()(path).metadata();
       return { width: metadata.width ?? null, height: metadata.height ?? null };
     } catch {
       // sharp's message names the temporary path; the client only needs the verdict.
@@ -230,4 +230,16 @@ function cleanOriginalName(name: string | undefined): string | null {
 
 async function removeQuietly(path: string): Promise<void> {
   await fs.rm(path, { force: true });
+}
+
+let sharpModule: typeof Sharp | undefined;
+
+/**
+ * sharp (libvips) is loaded on the first upload, not at start: its native libraries add about
+ * 20 MiB of resident memory to every gateway process, most of which never receives an upload.
+ */
+function loadSharp(): typeof Sharp {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  sharpModule ??= require('sharp') as typeof Sharp;
+  return sharpModule;
 }

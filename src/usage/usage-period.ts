@@ -15,7 +15,20 @@ export interface UsagePeriod {
   readonly dayEnd: Date;
 }
 
+/** The last period computed, reused while `now` stays within its day (every request asks). */
+let lastPeriod: UsagePeriod | undefined;
+let lastDayStartMs = 0;
+
 export function usagePeriodOf(now: Date): UsagePeriod {
+  const ms = now.getTime();
+  if (lastPeriod !== undefined && ms >= lastDayStartMs && ms < lastPeriod.dayEnd.getTime()) return lastPeriod;
+  const period = computePeriod(now);
+  lastPeriod = period;
+  lastDayStartMs = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+  return period;
+}
+
+function computePeriod(now: Date): UsagePeriod {
   const year = now.getUTCFullYear();
   const monthIndex = now.getUTCMonth();
   const date = now.getUTCDate();
@@ -23,7 +36,8 @@ export function usagePeriodOf(now: Date): UsagePeriod {
   const monthEnd = new Date(Date.UTC(year, monthIndex + 1, 1));
   const dayEnd = new Date(Date.UTC(year, monthIndex, date + 1));
   const month = monthStart.toISOString().slice(0, 7);
-  return { month, day: `${month}-${pad2(date)}`, monthStart, monthEnd, dayEnd };
+  // Frozen: one object is shared by every caller of the same day.
+  return Object.freeze({ month, day: `${month}-${pad2(date)}`, monthStart, monthEnd, dayEnd });
 }
 
 /** Whole seconds from `now` to `until`, rounded up (a header never says 0 while time remains). */

@@ -126,11 +126,22 @@ export class UsageService implements OnApplicationBootstrap, BeforeApplicationSh
     this.prefetched.set(request, { tenantId, month, view });
   }
 
+  /**
+   * The tenant's usage this month from the request's prefetch (the rate limiter's round trip),
+   * without waiting for anything; undefined when there is none.
+   */
+  prefetchedSnapshot(tenantId: string, now: Date, request: object): UsageSnapshot | undefined {
+    const kept = this.prefetched.get(request);
+    if (!kept || kept.tenantId !== tenantId) return undefined;
+    const period = usagePeriodOf(now);
+    return kept.month === period.month ? this.withOutage(tenantId, period, kept.view, true) : undefined;
+  }
+
   /** The tenant's usage this month, from the request's prefetch when there is one. */
   async snapshot(tenantId: string, now: Date, request?: object): Promise<UsageSnapshot> {
+    const kept = request ? this.prefetchedSnapshot(tenantId, now, request) : undefined;
+    if (kept) return kept;
     const period = usagePeriodOf(now);
-    const kept = request ? this.prefetched.get(request) : undefined;
-    if (kept && kept.tenantId === tenantId && kept.month === period.month) return this.withOutage(tenantId, period, kept.view, true);
     if (!this.shared) {
       try {
         return this.withOutage(tenantId, period, await this.viewOf(this.local, tenantId, period), true);

@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { FastifyInstance } from 'fastify';
 import { GatewayConfig } from '../../config/gateway-config';
 import { CidrMatcher } from '../net/cidr';
 import { resolveClientIp } from '../net/client-ip';
+import { RandomHexPool } from './random-hex';
 import { RawWithState, RequestState } from './request-context';
 import { requestIdFor, traceContextFor } from './request-id';
 
@@ -26,10 +26,11 @@ export function createFastifyAdapter(config: GatewayConfig): FastifyAdapter {
  */
 export function installRequestHooks(fastify: FastifyInstance, config: GatewayConfig): void {
   const trustedProxies = new CidrMatcher(config.server.trustedProxies);
-  const spanId = () => randomBytes(8).toString('hex');
+  const random = new RandomHexPool();
+  const ids = { span: () => random.next(8), trace: () => random.next(16) };
   fastify.decorateRequest('gw', null as unknown as RequestState);
   fastify.addHook('onRequest', (request, reply, done) => {
-    const trace = traceContextFor(request.headers.traceparent, spanId);
+    const trace = traceContextFor(request.headers.traceparent, ids);
     const state: RequestState = {
       requestId: request.id,
       clientIp: resolveClientIp(request.raw.socket.remoteAddress, request.headers['x-forwarded-for'], trustedProxies),

@@ -29,8 +29,8 @@ export interface AuthContext {
 
 /**
  * Per-request state shared by the pipeline steps (SPEC §2). One object, created in the first
- * hook and hung on both the Fastify request and the raw Node request, so logging (which only
- * sees the raw request) reads the same fields.
+ * hook and hung on both the Fastify request and the raw Node request, so code that only sees
+ * the raw request or response reads the same fields.
  */
 export interface RequestState {
   requestId: string;
@@ -57,7 +57,7 @@ declare module 'fastify' {
   }
 }
 
-export type RawWithState = IncomingMessage & { gw?: RequestState; id?: string };
+export type RawWithState = IncomingMessage & { gw?: RequestState };
 
 export function requestState(request: FastifyRequest): RequestState {
   return request.gw;

@@ -1,0 +1,37 @@
+import { DynamicModule, Inject, Injectable, Module, OnModuleInit } from '@nestjs/common';
+import { LoggerModule } from 'nestjs-pino';
+import type { Logger as PinoInstance } from 'pino';
+import { GatewayConfig } from '../config/gateway-config';
+import { RequestObserver } from '../metrics/request-observer';
+import { RequestLineLogger, createRootLogger, loggingOptions } from './logging.options';
+
+const ROOT_LOGGER = Symbol('ROOT_LOGGER');
+
+/** Hangs the request line on the observer that already sees every request end. */
+@Injectable()
+class RequestLineSubscription implements OnModuleInit {
+  constructor(
+    @Inject(ROOT_LOGGER) private readonly logger: PinoInstance,
+    private readonly observer: RequestObserver,
+  ) {}
+
+  onModuleInit(): void {
+    this.observer.subscribe(new RequestLineLogger(this.logger));
+  }
+}
+
+/**
+ * JSON logs (SPEC §12): Nest's Logger backed by pino through nestjs-pino, and one line per
+ * request written from the RequestObserver (no HTTP middleware, no per-request logger).
+ */
+@Module({})
+export class LoggingModule {
+  static forRoot(config: GatewayConfig): DynamicModule {
+    const logger = createRootLogger(config);
+    return {
+      module: LoggingModule,
+      imports: [LoggerModule.forRoot(loggingOptions(logger))],
+      providers: [{ provide: ROOT_LOGGER, useValue: logger }, RequestLineSubscription],
+    };
+  }
+}
