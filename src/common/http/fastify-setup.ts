@@ -5,6 +5,7 @@ import { CidrMatcher } from '../net/cidr';
 import { resolveClientIp } from '../net/client-ip';
 import { RandomHexPool } from './random-hex';
 import { RawWithState, RequestState } from './request-context';
+import { needsSecurityHeaders, applySecurityHeaders } from './security-headers';
 import { requestIdFor, traceContextFor } from './request-id';
 
 export function createFastifyAdapter(config: GatewayConfig): FastifyAdapter {
@@ -42,5 +43,11 @@ export function installRequestHooks(fastify: FastifyInstance, config: GatewayCon
     (request.raw as RawWithState).gw = state;
     reply.header('x-request-id', request.id);
     done();
+  });
+  // A hook, not a Nest interceptor: interceptors cost an async wrapper and an Observable per
+  // request, and this must also cover responses no controller writes.
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    if (needsSecurityHeaders(request)) applySecurityHeaders(reply, request);
+    done(null, payload);
   });
 }

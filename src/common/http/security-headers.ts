@@ -1,14 +1,22 @@
-import { CallHandler, ExecutionContext, Injectable, NestInterceptor } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Observable } from 'rxjs';
 
 /** Routes whose responses are the backends' (images): their own headers must pass untouched. */
 const PROXIED_ROUTES = new Set(['proxy', 'signed-proxy']);
 
 /**
- * Headers for responses the gateway writes itself (admin and tenant JSON, health, errors), never
- * for proxied images: nothing to sniff, nothing to frame or run, and nothing to cache (a key is
- * shown once, in such a response). HSTS only over TLS, as browsers ignore it otherwise.
+ * Every response the gateway writes itself (admin and tenant JSON, health, metrics, errors),
+ * but not proxied images, whose headers are the backend's, nor the Swagger UI, whose page runs
+ * scripts and styles a strict policy would block.
+ */
+export function needsSecurityHeaders(request: FastifyRequest): boolean {
+  if (PROXIED_ROUTES.has(request.gw?.route ?? '')) return false;
+  const url = request.raw.url ?? '';
+  return !(url === '/docs' || url.startsWith('/docs/') || url.startsWith('/docs?'));
+}
+
+/**
+ * Nothing to sniff, nothing to frame or run, and nothing to cache (a key is shown once, in such
+ * a response). HSTS only over TLS, as browsers ignore it otherwise.
  */
 export function applySecurityHeaders(reply: FastifyReply, request?: FastifyRequest): void {
   reply.header('x-content-type-options', 'nosniff');
@@ -16,15 +24,4 @@ export function applySecurityHeaders(reply: FastifyReply, request?: FastifyReque
   reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
   reply.header('referrer-policy', 'no-referrer');
   if (request?.protocol === 'https') reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
-}
-
-/** Applies them to every controller response except the proxied image routes. */
-@Injectable()
-export class SecurityHeadersInterceptor implements NestInterceptor {
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const http = context.switchToHttp();
-    const request = http.getRequest<FastifyRequest>();
-    if (!PROXIED_ROUTES.has(request.gw?.route ?? '')) applySecurityHeaders(http.getResponse<FastifyReply>(), request);
-    return next.handle();
-  }
 }
