@@ -8,21 +8,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { Controller, Get, Module, Query, Req, UseGuards, UseInterceptors, ValidationPipe } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Controller, Get, Module, Query, Req, UseGuards, UseInterceptors } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import Redis from 'ioredis';
-import { Logger } from 'nestjs-pino';
-import { AppModule } from '../src/app.module';
 import { ApiKeyGuard } from '../src/auth/api-key.guard';
 import { AuthModule } from '../src/auth/auth.module';
-import { createFastifyAdapter, installRequestHooks } from '../src/common/http/fastify-setup';
 import { QuotaInterceptor } from '../src/quotas/quota.interceptor';
 import { RateLimitRoute } from '../src/rate-limit/rate-limit-route.decorator';
 import { RateLimitGuard } from '../src/rate-limit/rate-limit.guard';
-import { TEST_ADMIN_TOKEN, type TestApp, type TestAppOptions, createTestDatabase, testConfig } from './support/test-app';
-import { redisRunPrefix } from './support/test-env';
+import { type TestApp, type TestAppOptions, createTestApp } from './support/test-app';
 
 @Controller('probe')
 class ProbeController {
@@ -41,38 +35,9 @@ class ProbeController {
 @Module({ imports: [AuthModule], controllers: [ProbeController] })
 class ProbeModule {}
 
-let counter = 0;
-
-/** createTestApp() plus the probe route, built the way createGatewayApp builds the gateway. */
-export async function createProbedApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const database = options.database ?? (await createTestDatabase());
-  const redisPrefix = options.redisPrefix ?? `${redisRunPrefix()}probe${++counter}:`;
-  const config = testConfig(database, redisPrefix, options);
-  const adapter = createFastifyAdapter(config);
-  installRequestHooks(adapter.getInstance(), config);
-  const root = { module: class ProbeRoot {}, imports: [AppModule.forRoot(config), ProbeModule] };
-  const app = await NestFactory.create<NestFastifyApplication>(root, adapter, { bufferLogs: true, abortOnError: false });
-  app.useLogger(app.get(Logger));
-  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }));
-  await app.listen(0, '127.0.0.1');
-  const address = app.getHttpServer().address();
-  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-  return {
-    app,
-    config,
-    url,
-    database,
-    redisPrefix,
-    close: () => app.close(),
-    fetch: (path, init) => fetch(url + path, init),
-    admin: (path, init = {}) => {
-      const { json, ...rest } = init;
-      const headers = new Headers(rest.headers);
-      headers.set('authorization', `Bearer ${TEST_ADMIN_TOKEN}`);
-      if (json !== undefined) headers.set('content-type', 'application/json');
-      return fetch(url + path, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body });
-    },
-  };
+/** createTestApp() plus the probe route. */
+export function createProbedApp(options: TestAppOptions = {}): Promise<TestApp> {
+  return createTestApp({ ...options, imports: [ProbeModule] });
 }
 
 export interface Tenant {

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Client } from 'pg';
+import type { Type } from '@nestjs/common';
 import { createGatewayApp } from '../../src/app.factory';
+import { AppModule } from '../../src/app.module';
 import { loadConfig } from '../../src/config/config.loader';
 import { GatewayConfig } from '../../src/config/gateway-config';
 import { RUN_ENV, TEST_DATABASE_URL, TEST_REDIS_URL, databaseUrl, redisRunPrefix, runId } from './test-env';
@@ -31,6 +33,8 @@ export interface TestAppOptions {
   redisPrefix?: string;
   /** Run without Redis (embedded single-instance mode). */
   withoutRedis?: boolean;
+  /** Extra modules mounted beside the gateway (a test-only route, for instance). */
+  imports?: Type[];
 }
 
 let counter = 0;
@@ -73,7 +77,10 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const database = options.database ?? (await createTestDatabase());
   const redisPrefix = options.redisPrefix ?? `${redisRunPrefix()}${++counter}:`;
   const config = testConfig(database, redisPrefix, options);
-  const app = await createGatewayApp(config);
+  const root = options.imports?.length
+    ? { module: class TestRoot {}, imports: [AppModule.forRoot(config), ...options.imports] }
+    : AppModule.forRoot(config);
+  const app = await createGatewayApp(config, root);
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
