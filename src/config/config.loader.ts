@@ -5,6 +5,7 @@ import { plainToInstance } from 'class-transformer';
 import { ValidationError, validateSync } from 'class-validator';
 import { parse as parseYaml } from 'yaml';
 import { projectRoot } from '../common/project-root';
+import { redisConfigProblems } from '../redis/redis-nodes';
 import { parseSourcePrefix } from '../signing/source-policy';
 import { GatewayConfig } from './gateway-config';
 
@@ -24,6 +25,8 @@ const ENV_KEYS: Record<string, { path: string; kind: 'string' | 'int' | 'list' |
   DATABASE_URL: { path: 'database.url', kind: 'string' },
   REDIS_URL: { path: 'redis.url', kind: 'string' },
   REDIS_KEY_PREFIX: { path: 'redis.keyPrefix', kind: 'string' },
+  REDIS_MODE: { path: 'redis.mode', kind: 'string' },
+  REDIS_SENTINEL_NAME: { path: 'redis.sentinelName', kind: 'string' },
   ADMIN_TOKEN: { path: 'security.adminToken', kind: 'string' },
   KEY_PEPPER: { path: 'security.keyPepper', kind: 'string' },
   SECRETS_KEY: { path: 'security.secretsKey', kind: 'string' },
@@ -120,6 +123,7 @@ function crossFieldProblems(config: GatewayConfig): string[] {
     const [missing, missingEnv, presentEnv] = key ? ['imgproxy.salt', 'IMGPROXY_SALT', 'IMGPROXY_KEY'] : ['imgproxy.key', 'IMGPROXY_KEY', 'IMGPROXY_SALT'];
     problems.push(`${missingEnv} (${missing}): required when ${presentEnv} is set (imgproxy signs with both)`);
   }
+  problems.push(...redisConfigProblems(config.redis));
   allowedSources.forEach((prefix, i) => {
     try {
       parseSourcePrefix(prefix);

@@ -15,6 +15,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { IsCidr } from '../common/net/is-cidr.validator';
+import { REDIS_MODES, type RedisMode } from '../redis/redis-nodes';
 
 /**
  * The whole configuration, validated once at boot. Every other module receives the typed
@@ -43,9 +44,17 @@ export class DatabaseConfig {
 }
 
 export class RedisConfig {
-  /** redis://… ; when absent the gateway keeps counters in process (one instance only). */
+  /**
+   * redis://… ; when absent the gateway keeps counters in process (one instance only). In
+   * `cluster` mode a comma-separated list of seed nodes, in `sentinel` mode the sentinels (each
+   * list is checked entry by entry in config.loader.ts).
+   */
   @IsOptional() @IsString() @Matches(/^rediss?:\/\//, { message: 'must be a redis:// or rediss:// URL' })
   url?: string;
+  /** How `url` is read: one server, the seeds of a Redis Cluster, or the sentinels of a master set. */
+  @IsIn(REDIS_MODES) mode: RedisMode = 'standalone';
+  /** The master set the sentinels watch (`sentinel monitor <name> …`); required in `sentinel` mode. */
+  @IsOptional() @IsString() @MinLength(1) @MaxLength(128) sentinelName?: string;
   /** Prefix of every key and channel, so several deployments (or test runs) share one Redis. */
   @IsString() @MinLength(1) @MaxLength(64) keyPrefix = 'igw:';
   /** Hot-path commands fail fast instead of queueing behind a dead connection. */

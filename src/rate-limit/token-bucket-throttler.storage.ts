@@ -1,11 +1,13 @@
 import { Injectable, Logger, Optional } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
+import type { Cluster } from 'ioredis';
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 import { GatewayException } from '../common/errors/gateway.exception';
 import { GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { RedisService } from '../redis/redis.service';
+import { ClusterTokenBucketConsumer } from './cluster-token-bucket';
 import { LocalTokenBucketStore } from './local-token-bucket.store';
 import { LuaScript, TOKEN_BUCKET_CONSUME_SCRIPT } from './redis-token-bucket.script';
 import { ThrottledFailureLog } from './store-failure-log';
@@ -49,6 +51,8 @@ export class TokenBucketThrottlerStorage implements ThrottlerStorage {
   private readonly failureLog = new ThrottledFailureLog(10_000);
   private readonly keyPrefix: string;
   private readonly policy: GatewayConfig['rateLimit']['onStoreFailure'];
+  /** Set on a Redis Cluster, where the one-pipeline call below would mix slots (CROSSSLOT). */
+  private readonly cluster?: ClusterTokenBucketConsumer;
 
   constructor(
     private readonly redis: RedisService,
@@ -57,6 +61,7 @@ export class TokenBucketThrottlerStorage implements ThrottlerStorage {
   ) {
     this.keyPrefix = redis.key('rl', '');
     this.policy = config.rateLimit.onStoreFailure;
+    if (redis.client?.isCluster) this.cluster = new ClusterTokenBucketConsumer(redis.client as Cluster, this.keyPrefix);
   }
 
   /** @nestjs/throttler's contract: one fixed-size bucket of `limit` per `ttl` milliseconds. */
@@ -104,9 +109,15 @@ export class TokenBucketThrottlerStorage implements ThrottlerStorage {
    * One round trip: EVALSHA of the bucket script followed by the HMGETs in one pipeline (one
    * socket write, replies read together). A NOSCRIPT answer (Redis restarted or flushed its script
    * cache) is repaired by a second pipeline with EVAL, which also caches the script again.
+   * On a Redis Cluster the same work goes out as concurrent calls, one per slot
+   * (ClusterTokenBucketConsumer): still one round trip of latency.
    */
   private async consumeOnRedis(buckets: readonly TokenBucket[], reads: readonly PiggybackRead[]): Promise<RateLimitOutcome> {
     assertValidBuckets(buckets, 1);
+    if (this.cluster) {
+      const { decision, reads: readReplies } = await this.cluster.consume(buckets, reads);
+      return { ...decision, store: 'redis', reads: readReplies };
+    }
     const keys = buckets.map((bucket) => this.keyPrefix + bucket.key);
     const args: (string | number)[] = [1];
     for (const bucket of buckets) args.push(bucket.rate, windowMsOf(bucket), bucket.burst ?? bucket.rate);

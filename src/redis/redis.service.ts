@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import Redis from 'ioredis';
 import { GatewayConfig } from '../config/gateway-config';
+import { type RedisClient, type RedisConnectionRole, createRedisConnection } from './redis-connection.factory';
 
 type MessageHandler = (message: string) => void;
 
@@ -9,13 +9,18 @@ type MessageHandler = (message: string) => void;
  * The one owner of the Redis connections. Without `redis.url` the gateway runs in
  * single-instance mode: `client` is undefined, counters live in process and pub/sub is a
  * local event bus, so callers publish and subscribe the same way in both modes.
+ *
+ * With `redis.url`, `redis.mode` picks the client: one server or a Sentinel-managed master
+ * (`Redis`), or a Redis Cluster (`Cluster`). Callers that send several keys in one command or
+ * pipeline check `client.isCluster`: a cluster rejects keys of different slots (CROSSSLOT).
+ * Classic PUBLISH/SUBSCRIBE works through any cluster node (the cluster bus forwards messages).
  */
 @Injectable()
 export class RedisService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(RedisService.name);
   readonly prefix: string;
-  readonly client?: Redis;
-  private subscriber?: Redis;
+  readonly client?: RedisClient;
+  private subscriber?: RedisClient;
   private readonly localBus = new EventEmitter();
   private readonly handlers = new Map<string, Set<MessageHandler>>();
   private readonly resubscribedHandlers = new Set<() => void>();
@@ -23,7 +28,7 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
   constructor(private readonly config: GatewayConfig) {
     this.prefix = config.redis.keyPrefix;
     this.localBus.setMaxListeners(0);
-    if (config.redis.url) this.client = this.connect(config.redis.url, 'commands');
+    if (config.redis.url) this.client = this.connect('commands');
   }
 
   get enabled(): boolean {
@@ -74,7 +79,7 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
     }
     set.add(handler);
     if (!this.subscriber) {
-      this.subscriber = this.connect(this.config.redis.url, 'subscriber');
+      this.subscriber = this.connect('subscriber');
       this.subscriber.on('message', (ch: string, message: string) => {
         for (const h of this.handlers.get(ch) ?? []) h(message);
       });
@@ -118,19 +123,8 @@ export class RedisService implements OnModuleInit, OnApplicationShutdown {
     this.localBus.removeAllListeners();
   }
 
-  private connect(url: string, role: string): Redis {
-    const { connectTimeoutMs, commandTimeoutMs } = this.config.redis;
-    const client = new Redis(url, {
-      lazyConnect: true,
-      connectTimeout: connectTimeoutMs,
-      // The subscriber waits for messages; only command connections get a per-command timeout.
-      commandTimeout: role === 'commands' ? commandTimeoutMs : undefined,
-      // Reject commands at once while Redis is unavailable instead of queueing behind it.
-      enableOfflineQueue: role !== 'commands',
-      maxRetriesPerRequest: role === 'commands' ? 0 : null,
-      retryStrategy: (times) => Math.min(times * 200, 2_000),
-      connectionName: `imgproxy-gateway:${role}`,
-    });
+  private connect(role: RedisConnectionRole): RedisClient {
+    const client = createRedisConnection(this.config.redis, role);
     let lastWarn = 0;
     client.on('error', (error: Error) => {
       // Throttled: a dead Redis emits an error per reconnect attempt.

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { PiggybackRead } from '../rate-limit/token-bucket-throttler.storage';
 import { type UsagePeriod, dayOfMonth, secondsUntil } from './usage-period';
 import {
@@ -58,7 +58,7 @@ export function parseMonthView(reply: readonly (string | null)[]): MonthView | u
 
 export class RedisUsageCounterStore implements UsageCounterStore {
   constructor(
-    private readonly client: Redis,
+    private readonly client: Redis | Cluster,
     readonly keys: UsageKeys,
   ) {}
 
@@ -135,18 +135,26 @@ export class RedisUsageCounterStore implements UsageCounterStore {
     );
   }
 
-  /** Tenants with a pending or inflight hash, whoever wrote it (finds the orphans of dead instances). */
+  /**
+   * Tenants with a pending or inflight hash, whoever wrote it (finds the orphans of dead
+   * instances). SCAN walks one server's keyspace, so on a cluster every master is scanned.
+   */
   async unflushedTenants(): Promise<string[]> {
     const tenants = new Set<string>();
+    const servers = this.client.isCluster ? (this.client as Cluster).nodes('master') : [this.client as Redis];
+    await Promise.all(servers.map((server) => this.scanUnflushed(server, tenants)));
+    return [...tenants];
+  }
+
+  private async scanUnflushed(server: Redis, tenants: Set<string>): Promise<void> {
     let cursor = '0';
     do {
-      const [next, keys] = await this.client.scan(cursor, 'MATCH', this.keys.unflushedPattern(), 'COUNT', 1000);
+      const [next, keys] = await server.scan(cursor, 'MATCH', this.keys.unflushedPattern(), 'COUNT', 1000);
       for (const key of keys) {
         const tenant = this.keys.tenantOf(key);
         if (tenant) tenants.add(tenant);
       }
       cursor = next;
     } while (cursor !== '0');
-    return [...tenants];
   }
 }

@@ -75,7 +75,8 @@ export function testConfig(database: string, redisPrefix: string, options: TestA
 /** Boots the real gateway on an ephemeral port against real PostgreSQL and Redis. */
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const database = options.database ?? (await createTestDatabase());
-  const redisPrefix = options.redisPrefix ?? `${redisRunPrefix()}${++counter}:`;
+  // Random part: jest loads this module afresh in every spec file, so the counter alone repeats.
+  const redisPrefix = options.redisPrefix ?? `${redisRunPrefix()}${++counter}-${randomBytes(3).toString('hex')}:`;
   const config = testConfig(database, redisPrefix, options);
   const root = options.imports?.length
     ? { module: class TestRoot {}, imports: [AppModule.forRoot(config), ...options.imports] }
