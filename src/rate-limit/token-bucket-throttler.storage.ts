@@ -106,11 +106,9 @@ export class TokenBucketThrottlerStorage implements ThrottlerStorage {
   }
 
   /**
-   * One round trip: EVALSHA of the bucket script followed by the HMGETs in one pipeline (one
-   * socket write, replies read together). A NOSCRIPT answer (Redis restarted or flushed its script
-   * cache) is repaired by a second pipeline with EVAL, which also caches the script again.
-   * On a Redis Cluster the same work goes out as concurrent calls, one per slot
-   * (ClusterTokenBucketConsumer): still one round trip of latency.
+   * Every bucket and the usage read in one round trip (below). On a Redis Cluster the same work
+   * goes out as concurrent calls, one per slot (ClusterTokenBucketConsumer): still one round trip
+   * of latency.
    */
   private async consumeOnRedis(buckets: readonly TokenBucket[], reads: readonly PiggybackRead[]): Promise<RateLimitOutcome> {
     assertValidBuckets(buckets, 1);
@@ -118,26 +116,24 @@ export class TokenBucketThrottlerStorage implements ThrottlerStorage {
       const { decision, reads: readReplies } = await this.cluster.consume(buckets, reads);
       return { ...decision, store: 'redis', reads: readReplies };
     }
-    const keys = buckets.map((bucket) => this.keyPrefix + bucket.key);
-    const args: (string | number)[] = [1];
-    for (const bucket of buckets) args.push(bucket.rate, windowMsOf(bucket), bucket.burst ?? bucket.rate);
-    const run = async (withSource: boolean) => {
-      const pipeline = this.redis.client!.pipeline();
-      if (buckets.length > 0) {
-        if (withSource) pipeline.eval(consumeScript.source, keys.length, ...keys, ...args);
-        else pipeline.evalsha(consumeScript.sha1, keys.length, ...keys, ...args);
-      }
-      for (const read of reads) pipeline.hmget(read.key, ...read.fields);
-      return (await pipeline.exec()) ?? [];
-    };
-    let replies = await run(false);
-    if (buckets.length > 0 && replies[0]?.[0]?.message.startsWith('NOSCRIPT')) replies = await run(true);
-    const failed = replies.find(([error]) => error);
-    if (failed) throw failed[0];
-    const values = replies.map(([, value]) => value);
-    const decision = buckets.length > 0 ? decideFromLevels(buckets, (values[0] as number[]).slice(1), 1) : decideFromLevels([], [], 1);
-    const readReplies = values.slice(buckets.length > 0 ? 1 : 0) as (string | null)[][];
-    return { ...decision, store: 'redis', reads: readReplies };
+    // One round trip: the EVALSHA of every bucket and the HMGETs are issued with no await in
+    // between, so the connection's automatic pipelining sends them in one socket write (with
+    // whatever other requests issued them in the same turn of the event loop) and their replies
+    // come back together. A NOSCRIPT answer (Redis restarted or flushed its scripts) is repaired
+    // with EVAL, which also caches the script again.
+    const client = this.redis.client!;
+    let levels: Promise<unknown> | undefined;
+    if (buckets.length > 0) {
+      const keys = buckets.map((bucket) => this.keyPrefix + bucket.key);
+      const args: (string | number)[] = [1];
+      for (const bucket of buckets) args.push(bucket.rate, windowMsOf(bucket), bucket.burst ?? bucket.rate);
+      levels = consumeScript.run(client, keys, args);
+    }
+    const readReplies = reads.length > 0 ? Promise.all(reads.map((read) => client.hmget(read.key, ...read.fields))) : undefined;
+    // Observed at once, so a failed read is not reported as unhandled while the script is awaited.
+    readReplies?.catch(() => undefined);
+    const decision = levels ? decideFromLevels(buckets, ((await levels) as number[]).slice(1), 1) : decideFromLevels([], [], 1);
+    return { ...decision, store: 'redis', reads: readReplies ? await readReplies : [] };
   }
 
   private storeFailed(error: Error): void {
