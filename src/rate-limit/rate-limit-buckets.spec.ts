@@ -6,6 +6,10 @@ describe('RateLimitBuckets', () => {
 
   it('gives the IP its configured per-minute bucket', () => {
     expect(buckets.ip('203.0.113.7')).toEqual([{ key: '{ip:203.0.113.7}:60', scope: 'ip', rate: 100, windowSeconds: 60, burst: undefined }]);
+    // One IPv6 subscriber holds a /64: rotating addresses inside it must not buy new buckets.
+    expect(buckets.ip('2001:db8:1:2:aaaa::1')[0].key).toBe('{ip:2001:db8:1:2::/64}:60');
+    expect(buckets.ip('2001:db8:1:2:ffff:ffff:ffff:ffff')[0].key).toBe(buckets.ip('2001:db8:1:2::9')[0].key);
+    expect(buckets.ip('2001:db8:1:3::9')[0].key).not.toBe(buckets.ip('2001:db8:1:2::9')[0].key);
   });
 
   it('gives a tenant a minute bucket (with its burst) and an hour bucket sharing one hash tag', () => {

@@ -1,4 +1,6 @@
+import type { IPv6 } from 'ipaddr.js';
 import type { EffectiveLimits } from '../common/http/request-context';
+import { parseAddress } from '../common/net/cidr';
 import type { RateLimitConfig, WindowLimitConfig } from '../config/gateway-config';
 import { type TokenBucket, tokenBucketKey } from './token-bucket';
 
@@ -23,7 +25,7 @@ export class RateLimitBuckets {
   constructor(private readonly config: RateLimitConfig) {}
 
   ip(clientIp: string): TokenBucket[] {
-    return windowBuckets('ip', clientIp, this.config.ip);
+    return windowBuckets('ip', ipBucketId(clientIp), this.config.ip);
   }
 
   tenant(tenantId: string, limits: Pick<EffectiveLimits, 'perMinute' | 'perHour' | 'burst'>): TokenBucket[] {
@@ -34,4 +36,16 @@ export class RateLimitBuckets {
     if (name === undefined) return [];
     return windowBuckets('route', name, this.config.routes[name]);
   }
+}
+
+/**
+ * The IP bucket's identity: the address for IPv4, its /64 for IPv6. One IPv6 subscriber usually
+ * holds a whole /64, so limiting per address would let a client rotate through 2^64 buckets.
+ */
+export function ipBucketId(clientIp: string): string {
+  if (!clientIp.includes(':')) return clientIp;
+  const parsed = parseAddress(clientIp);
+  if (!parsed || parsed.kind() !== 'ipv6') return parsed?.toString() ?? clientIp;
+  const parts = (parsed as IPv6).parts;
+  return `${parts.slice(0, 4).map((p) => p.toString(16)).join(':')}::/64`;
 }
