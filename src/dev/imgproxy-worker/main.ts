@@ -32,9 +32,9 @@ async function main(): Promise<void> {
     root,
     maxRecordedRequests: 0,
   });
-  console.log(
+  process.stdout.write(
     `imgproxy worker listening on ${worker.url} (root ${root}, ${keyHex ? 'signed URLs' : 'unsigned URLs'}, ` +
-      `${env.IMGPROXY_SECRET ? 'secret required' : 'no secret'})`,
+      `${env.IMGPROXY_SECRET ? 'secret required' : 'no secret'})\n`,
   );
 
   const stop = (): void => {
