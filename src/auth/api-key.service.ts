@@ -1,6 +1,6 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { GatewayException } from '../common/errors/gateway.exception';
+import { GatewayException, TENANT_AUTH_CHALLENGE } from '../common/errors/gateway.exception';
 import type { AuthContext, EffectiveLimits } from '../common/http/request-context';
 import { GatewayConfig } from '../config/gateway-config';
 import { IpAllowlistCache } from '../ip-allowlist/ip-allowlist.cache';
@@ -50,7 +50,7 @@ export interface CallerDescription {
   limits: EffectiveLimits;
 }
 
-export const WWW_AUTHENTICATE = 'Bearer realm="imgproxy-gateway"';
+export const WWW_AUTHENTICATE = TENANT_AUTH_CHALLENGE;
 const NEVER = Number.POSITIVE_INFINITY;
 
 /**

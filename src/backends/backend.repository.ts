@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { EntityManager, QueryFailedError, Repository } from 'typeorm';
+import { EntityManager, Repository } from 'typeorm';
 import { BackendEntity } from './backend.entity';
+import { isUniqueViolation } from '../database/unique-violation';
 
 export interface BackendFields {
   name: string;
@@ -105,6 +106,5 @@ export class BackendRepository {
 }
 
 function translateUniqueViolation(error: unknown, name: string): unknown {
-  const code = error instanceof QueryFailedError ? (error.driverError as { code?: string } | undefined)?.code : undefined;
-  return code === '23505' ? new DuplicateBackendNameError(name) : error;
+  return isUniqueViolation(error) ? new DuplicateBackendNameError(name) : error;
 }

@@ -1,5 +1,6 @@
 import { CanActivate, ExecutionContext, Inject, Injectable, Optional } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
+import { IMAGE_READ_SCOPE } from '../auth/api-key-scopes';
 import { ApiKeyService } from '../auth/api-key.service';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
@@ -8,7 +9,7 @@ import { ImgproxyUrlService, signatureRefusal } from './imgproxy-url.service';
 import { setVerifiedImagePath } from './verified-image-path';
 
 /** Proxying an image, by header or by signed URL, needs this scope (SPEC §3). */
-const PROXY_SCOPE = 'images:read';
+const PROXY_SCOPES = [IMAGE_READ_SCOPE];
 
 /**
  * Authentication of browser-mode URLs, `/t/<keyId>/<signature>/<options>/<source>` (SPEC §3): a
@@ -42,7 +43,7 @@ export class SignedUrlGuard implements CanActivate {
       }
       return resolved;
     });
-    this.keys.assertScopes(key.auth, [PROXY_SCOPE]);
+    this.keys.assertScopes(key.auth, PROXY_SCOPES);
     request.gw.auth = key.auth;
     setVerifiedImagePath(request, path);
     return true;

@@ -1,6 +1,6 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { GatewayException } from '../common/errors/gateway.exception';
+import { GatewayException, TENANT_AUTH_CHALLENGE } from '../common/errors/gateway.exception';
 import { CidrMatcher } from '../common/net/cidr';
 import { IpAllowlistCache } from './ip-allowlist.cache';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
@@ -21,7 +21,7 @@ export class IpAllowlistGuard implements CanActivate {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     const auth = request.gw?.auth;
     // Misordered guards must fail closed, never skip the check.
-    if (!auth) throw new GatewayException('unauthorized', undefined, {}, { 'www-authenticate': 'Bearer realm="imgproxy-gateway"' });
+    if (!auth) throw new GatewayException('unauthorized', undefined, {}, { 'www-authenticate': TENANT_AUTH_CHALLENGE });
     const matcher = this.cache.peek(auth.tenantId);
     if (matcher) return this.check(matcher, request.gw.clientIp);
     return this.cache.load(auth.tenantId).then((loaded) => this.check(loaded, request.gw.clientIp));

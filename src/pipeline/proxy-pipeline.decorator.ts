@@ -9,6 +9,7 @@ import {
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
+import { IMAGE_READ_SCOPE } from '../auth/api-key-scopes';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { RequireScope } from '../auth/require-scope.decorator';
 import { ErrorResponseDto } from '../common/errors/error-response.dto';
@@ -44,7 +45,7 @@ export function ProxyPipeline(options: ProxyPipelineOptions = {}): MethodDecorat
     UseGuards(authenticate, IpAllowlistGuard, RateLimitGuard),
     // Signed URLs carry their credential in the path; only header mode needs the key scheme.
     ...(authenticate === ApiKeyGuard ? [ApiSecurity('apiKey')] : []),
-    RequireScope('images:read'),
+    RequireScope(IMAGE_READ_SCOPE),
     RateLimitRoute('proxy'),
     UseInterceptors(QuotaInterceptor),
     ApiBadRequestResponse({ description: 'bad_url (not a usable imgproxy URL) or bad_source (outside the tenant sandbox).', type: ErrorResponseDto }),

@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { EntityManager, QueryFailedError, Repository } from 'typeorm';
+import { EntityManager, Repository } from 'typeorm';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { PlanEntity } from './plan.entity';
+import { isUniqueViolation } from '../database/unique-violation';
 
 export type PlanFields = Omit<PlanEntity, 'id' | 'createdAt' | 'updatedAt'>;
 
@@ -89,7 +90,7 @@ export class PlansRepository {
 }
 
 function translate(error: unknown): unknown {
-  if (error instanceof QueryFailedError && (error.driverError as { code?: string }).code === '23505') {
+  if (isUniqueViolation(error)) {
     return new GatewayException('conflict', 'A plan with this name already exists.');
   }
   return error;

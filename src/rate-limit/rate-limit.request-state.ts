@@ -20,6 +20,6 @@ export function preAuthResultsOf(request: FastifyRequest): readonly BucketResult
  */
 export function applyResponseHeaders(request: FastifyRequest, reply: FastifyReply, headers: HeaderMap): void {
   const gw = request.gw;
-  gw.responseHeaders = { ...gw.responseHeaders, ...headers };
+  Object.assign((gw.responseHeaders ??= {}), headers);
   for (const [name, value] of Object.entries(headers)) reply.header(name, value);
 }

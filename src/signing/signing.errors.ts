@@ -3,8 +3,6 @@
  * catalogue (SPEC §9, both answered with 400) and a message that is safe to show to the tenant:
  * it names the rule that was broken, never an internal address or the backend's configuration.
  */
-export type ImgproxyRejectionCode = 'bad_url' | 'bad_source';
-
 /** The request path is not a well-formed imgproxy URL, or uses a form or option the gateway refuses. */
 export class UrlRejectedError extends Error {
   readonly code = 'bad_url' as const;

@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { EntityManager, QueryFailedError, Repository } from 'typeorm';
+import { EntityManager, Repository } from 'typeorm';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { TenantEntity, TenantStatus } from './tenant.entity';
+import { isUniqueViolation } from '../database/unique-violation';
 
 export type TenantFields = Pick<TenantEntity, 'name' | 'email' | 'planId' | 'status' | 'rateLimits' | 'quotas' | 'allowedSources' | 'allowUnsignedUrls'>;
 
@@ -83,7 +84,7 @@ export class TenantsRepository {
 }
 
 function translate(error: unknown): unknown {
-  if (error instanceof QueryFailedError && (error.driverError as { code?: string }).code === '23505') {
+  if (isUniqueViolation(error)) {
     return new GatewayException('conflict', 'A tenant with this email already exists.');
   }
   return error;

@@ -1,6 +1,9 @@
 import { HttpException } from '@nestjs/common';
 import { ERROR_CATALOGUE, ErrorCode } from './error-catalogue';
 
+/** The challenge of every 401 for a tenant credential (RFC 9110 §11.6.1). */
+export const TENANT_AUTH_CHALLENGE = 'Bearer realm="imgproxy-gateway"';
+
 /** Extra fields that help a client act: `scope`, `quota`, `retryAfter`, `details`. */
 export type ErrorExtras = Record<string, unknown>;
 

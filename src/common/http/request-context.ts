@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import type { FastifyRequest } from 'fastify';
 
 /** A tenant's limits after its per-tenant overrides are applied to its plan. */
 export interface EffectiveLimits {
@@ -58,7 +57,3 @@ declare module 'fastify' {
 }
 
 export type RawWithState = IncomingMessage & { gw?: RequestState };
-
-export function requestState(request: FastifyRequest): RequestState {
-  return request.gw;
-}
