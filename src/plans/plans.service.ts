@@ -28,17 +28,7 @@ export class PlansService implements OnModuleInit {
   async onModuleInit(): Promise<void> {
     let changed = false;
     for (const seed of this.config.plans) {
-      const written = await this.plans.upsertByName({
-        name: seed.name,
-        description: seed.description ?? null,
-        perMinute: seed.perMinute,
-        perHour: seed.perHour,
-        burst: seed.burst ?? null,
-        monthlyRequests: seed.monthlyRequests,
-        dailyRequests: seed.dailyRequests ?? null,
-        monthlyBandwidthBytes: seed.monthlyBandwidthBytes,
-        storageBytes: seed.storageBytes,
-      });
+      const written = await this.plans.upsertByName(planFields(seed));
       changed ||= written;
     }
     // Instances already running (a rolling deploy) drop limits they cached from the old figures.
@@ -73,17 +63,7 @@ export class PlansService implements OnModuleInit {
   }
 
   async create(request: FastifyRequest, dto: PlanCreateDto): Promise<PlanResponseDto> {
-    const fields: PlanFields = {
-      name: dto.name,
-      description: dto.description ?? null,
-      perMinute: dto.perMinute,
-      perHour: dto.perHour,
-      burst: dto.burst ?? null,
-      monthlyRequests: dto.monthlyRequests,
-      dailyRequests: dto.dailyRequests ?? null,
-      monthlyBandwidthBytes: dto.monthlyBandwidthBytes,
-      storageBytes: dto.storageBytes,
-    };
+    const fields = planFields(dto);
     const created = await this.plans.transaction(async (manager) => {
       const plan = await this.plans.create(fields, manager);
       const response = toPlanResponse(plan);
@@ -132,5 +112,20 @@ export function toPlanResponse(plan: PlanEntity): PlanResponseDto {
     storageBytes: plan.storageBytes,
     createdAt: plan.createdAt,
     updatedAt: plan.updatedAt,
+  };
+}
+
+/** A plan as stored, from a config seed or an admin's create body (the same fields, optional ones as null). */
+function planFields(source: Omit<PlanFields, 'description' | 'burst' | 'dailyRequests'> & { description?: string; burst?: number; dailyRequests?: number }): PlanFields {
+  return {
+    name: source.name,
+    description: source.description ?? null,
+    perMinute: source.perMinute,
+    perHour: source.perHour,
+    burst: source.burst ?? null,
+    monthlyRequests: source.monthlyRequests,
+    dailyRequests: source.dailyRequests ?? null,
+    monthlyBandwidthBytes: source.monthlyBandwidthBytes,
+    storageBytes: source.storageBytes,
   };
 }
