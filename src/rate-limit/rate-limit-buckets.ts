@@ -22,19 +22,23 @@ function windowBuckets(scope: TokenBucket['scope'], id: string, limits: WindowLi
  * per-minute pace.
  */
 export class RateLimitBuckets {
-  constructor(private readonly config: RateLimitConfig) {}
+  /** Route buckets depend on config only: built once, not per request. */
+  private readonly routes: Record<RateLimitRouteName, TokenBucket[]>;
+
+  constructor(private readonly config: RateLimitConfig) {
+    this.routes = { proxy: windowBuckets('route', 'proxy', config.routes.proxy), upload: windowBuckets('route', 'upload', config.routes.upload) };
+  }
 
   ip(clientIp: string): TokenBucket[] {
     return windowBuckets('ip', ipBucketId(clientIp), this.config.ip);
   }
 
   tenant(tenantId: string, limits: Pick<EffectiveLimits, 'perMinute' | 'perHour' | 'burst'>): TokenBucket[] {
-    return windowBuckets('tenant', tenantId, { perMinute: limits.perMinute, perHour: limits.perHour, burst: limits.burst });
+    return windowBuckets('tenant', tenantId, limits);
   }
 
   route(name: RateLimitRouteName | undefined): TokenBucket[] {
-    if (name === undefined) return [];
-    return windowBuckets('route', name, this.config.routes[name]);
+    return name === undefined ? [] : this.routes[name];
   }
 }
 
