@@ -7,7 +7,7 @@ import { Pool, type Dispatcher } from 'undici';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 
 /**
- * The yardstick of SPEC §2's performance targets: the least a Node pass-through proxy can do
+ * The yardstick of the performance targets (docs/proxy-and-backends.md): the least a Node pass-through proxy can do
  * (node:http in, one undici keep-alive pool out, bodies piped), with none of the gateway's work.
  */
 export async function startBaselineProxy(upstream: string, port = 0): Promise<{ server: Server; url: string }> {

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the gateway against a bare node:http + undici pass-through proxy (the SPEC §2
+ * `npm run bench`: the gateway against a bare node:http + undici pass-through proxy (the
  * yardstick) and the backend itself, measured interleaved in one run so machine noise hits every
  * target alike. Targets:
  *

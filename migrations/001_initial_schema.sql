@@ -1,4 +1,4 @@
--- The whole schema of SPEC §11. Identifiers are uuids; addresses use inet/cidr; every lookup the
+-- The whole schema (docs/architecture.md). Identifiers are uuids; addresses use inet/cidr; every lookup the
 -- request path or a report makes has an index.
 
 CREATE TABLE plans (

@@ -1,4 +1,4 @@
--- Exactly-once flushing of usage counters (SPEC §6). A flush takes a tenant's pending deltas out
+-- Exactly-once flushing of usage counters (docs/rate-limits-and-quotas.md). A flush takes a tenant's pending deltas out
 -- of Redis as one batch with a random id and applies it in one transaction together with the
 -- batch id; a retry of a batch whose earlier attempt committed (the gateway died before it could
 -- tell Redis) finds its id here and applies nothing. Rows older than a day are pruned by the

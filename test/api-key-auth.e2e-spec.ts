@@ -52,7 +52,7 @@ describe('API-key authentication (real PostgreSQL and Redis)', () => {
   const me = (gw: TestApp, headers: Record<string, string> = {}) => gw.fetch('/api/v1/me', { headers });
   const lookups = (gw: TestApp) => gw.app.get(ApiKeyService).stats().databaseLookups;
 
-  /** Polls until `check` holds, failing after `deadlineMs` (the SPEC's propagation bound). */
+  /** Polls until `check` holds, failing after `deadlineMs` (the documented propagation bound). */
   async function eventually(check: () => Promise<boolean>, deadlineMs = 2_000): Promise<number> {
     const started = Date.now();
     while (!(await check())) {

@@ -6,7 +6,7 @@ import sharp from 'sharp';
 const ROOT = join(__dirname, '..');
 
 /**
- * `npm run demo` end to end (SPEC §16): the demo runs in its own process exactly as the script
+ * `npm run demo` end to end (README.md): the demo runs in its own process exactly as the script
  * runs it (TypeScript compiled on the fly instead of from dist), prints a signed URL that this
  * test fetches, and stops cleanly on Ctrl-C, removing its temporary data directory.
  */

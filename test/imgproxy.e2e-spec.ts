@@ -11,7 +11,7 @@ import { rawRequest } from './support/http-backends';
 import { TestApp, createTestApp } from './support/test-app';
 
 /**
- * Signed tenant URLs end to end (SPEC §3, §8): URLs made by the official builder, through the
+ * Signed tenant URLs end to end (docs/tenants-and-keys.md, docs/imgproxy.md): URLs made by the official builder, through the
  * whole pipeline, to the imgproxy-compatible worker, which only answers URLs signed with the
  * pool's key and carrying the pool's secret.
  */
@@ -185,7 +185,7 @@ describe('signed image URLs /t/* (real PostgreSQL, Redis and imgproxy worker)', 
     expect(patched.status).toBe(200);
     const started = Date.now();
     let status = 0;
-    // Admin changes reach the key cache through invalidation (SPEC: within 2 s).
+    // Admin changes reach the key cache through invalidation (within 2 s, docs/tenants-and-keys.md).
     while ((status = (await gw.fetch(target)).status) !== 200 && Date.now() - started < 2_000) await new Promise((r) => setTimeout(r, 25));
     expect(status).toBe(200);
     await gw.admin(`/admin/v1/tenants/${a.id}`, { method: 'PATCH', json: { allowUnsignedUrls: false } });

@@ -4,7 +4,7 @@ const quietIpBucket = { rateLimit: { ip: { perMinute: 1_000_000 } } };
 
 /**
  * Tenant allowlists (after authentication) and the global deny list (before it), with the
- * client address of SPEC §2.2: the socket address, X-Forwarded-For only from trusted proxies.
+ * client address of docs/proxy-and-backends.md: the socket address, X-Forwarded-For only from trusted proxies.
  * Every request here comes from 127.0.0.1.
  */
 describe('IP allowlist and deny list (real PostgreSQL and Redis)', () => {

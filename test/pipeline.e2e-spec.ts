@@ -7,7 +7,7 @@ import { HIGH_RATE_LIMIT_CONFIG, TenantWithKey, TenantWithKeyOptions, UNLIMITED,
 import { TestApp, createTestApp } from './support/test-app';
 
 /**
- * The request pipeline of SPEC §2 on the real header-mode route `/i/*` (real PostgreSQL, Redis
+ * The request pipeline of docs/proxy-and-backends.md on the real header-mode route `/i/*` (real PostgreSQL, Redis
  * and an HTTP backend): each step refuses in its turn, before any backend call, and a good
  * request crosses them all and reaches the pool re-signed and sandboxed, costing no PostgreSQL
  * query once its key is cached.

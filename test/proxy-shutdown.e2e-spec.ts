@@ -81,7 +81,7 @@ describe('graceful shutdown with a proxied response in flight', () => {
     expect(backend.imageRequests.map((r) => r.url)).toEqual([sandboxedPlainPath(tenant.tenantId, '', 'image.jpg')]);
     expect(backend.abandoned).toHaveLength(0);
 
-    // The drained request was counted, and the shutdown flushed it to PostgreSQL (SPEC §6).
+    // The drained request was counted, and the shutdown flushed it to PostgreSQL (docs/rate-limits-and-quotas.md).
     const db = new Client({ connectionString: databaseUrl(database) });
     await db.connect();
     try {

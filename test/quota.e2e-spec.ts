@@ -1,5 +1,5 @@
 /**
- * Quotas and usage end to end (SPEC §6) on the real gateway, PostgreSQL and Redis: exact request
+ * Quotas and usage end to end (docs/rate-limits-and-quotas.md) on the real gateway, PostgreSQL and Redis: exact request
  * quotas across two instances, bandwidth and daily quotas, durability across a graceful stop and
  * a Redis wipe, exactly-once flushing, the usage APIs and the admin reset.
  */
@@ -81,7 +81,7 @@ describe('quotas across two instances', () => {
 
     const report = await (await a.admin(`/admin/v1/tenants/${tenant.id}/usage`)).json();
     expect(report.totals).toEqual({ requests: 25, bytesIn: 0, bytesOut: 0 });
-    // The current period in the shape of SPEC §16, as the tenant sees it at /api/v1/usage.
+    // The current period in the shape of README.md, as the tenant sees it at /api/v1/usage.
     expect(report.requests).toEqual({ limit: 25, used: 25, remaining: 0 });
     expect(report.period).toEqual((await usageOf(a, tenant)).period);
     expect(report.bandwidthBytes).toMatchObject({ used: 0 });

@@ -1,5 +1,5 @@
 /**
- * The Redis token-bucket script against a real Redis (SPEC §4): exact limits across clients,
+ * The Redis token-bucket script against a real Redis (docs/rate-limits-and-quotas.md): exact limits across clients,
  * all-or-nothing consumption, refill and expiry on Redis time, and the same decisions as the
  * in-process store. Keys live under a prefix unique to the run and are deleted afterwards.
  */

@@ -1,5 +1,5 @@
 /**
- * Rate limits end to end (SPEC §2.3, §4) on the real gateway, PostgreSQL and Redis: exact limits
+ * Rate limits end to end (docs/proxy-and-backends.md, docs/rate-limits-and-quotas.md) on the real gateway, PostgreSQL and Redis: exact limits
  * across two instances, the IP limit before key lookups, exact headers, all-or-nothing
  * consumption, the store-failure policies against a Redis we kill, and the Redis round trips a
  * request costs.

@@ -12,7 +12,7 @@ import { type TestApp, createTestApp } from './support/test-app';
 import { databaseUrl } from './support/test-env';
 
 /**
- * The gateway on a real Redis Cluster (SPEC §4, §15): three masters started by the spec, two
+ * The gateway on a real Redis Cluster (docs/rate-limits-and-quotas.md, docker/README.md): three masters started by the spec, two
  * gateway instances in `redis.mode: cluster` sharing one database, proxied requests on `/i/*`.
  * A request's buckets live in different slots (`{ip:…}`, `{t:<tenant>}`, `{r:proxy}`), so every
  * check here would fail with CROSSSLOT if any script or pipeline mixed them.

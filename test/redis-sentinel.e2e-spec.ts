@@ -7,7 +7,7 @@ import { HIGH_RATE_LIMIT_CONFIG, UNLIMITED, createTenantWithKey } from './suppor
 import { type TestApp, createTestApp } from './support/test-app';
 
 /**
- * `redis.mode: sentinel` (SPEC §15): the gateway is given only the sentinel's address and the
+ * `redis.mode: sentinel` (docker/README.md): the gateway is given only the sentinel's address and the
  * master set's name, asks the sentinel for the master, and keeps its buckets and usage there.
  */
 describe('behind Redis Sentinel', () => {

@@ -11,7 +11,7 @@ import { databaseUrl } from './support/test-env';
 import { TestApp, createTestApp } from './support/test-app';
 
 /**
- * Uploads end to end (SPEC §8): real multipart and raw bodies through the whole pipeline, files on
+ * Uploads end to end (docs/imgproxy.md): real multipart and raw bodies through the whole pipeline, files on
  * a real disk, rows in the real database, and the answer's signed URL served by the
  * imgproxy-compatible worker reading the same folder.
  */
@@ -228,7 +228,7 @@ describe('uploads /api/v1/images (real PostgreSQL, Redis, disk and imgproxy work
     expect(await rowsOf(a)).toEqual([]);
   });
 
-  /** Sets the tenant's storage quota and waits until its key's cached limits carry it (invalidation, SPEC: within 2 s). */
+  /** Sets the tenant's storage quota and waits until its key's cached limits carry it (invalidation: within 2 s). */
   async function setStorageQuota(tenant: Tenant, storageBytes: number | null): Promise<void> {
     const patched = await gw.admin(`/admin/v1/tenants/${tenant.id}`, { method: 'PATCH', json: { quotas: { storageBytes } } });
     expect(patched.status).toBe(200);

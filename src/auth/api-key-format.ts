@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
- * The API key format of SPEC §3, as pure functions: `igw_<keyId>_<secret>`, keyId 12 and
+ * The API key format of docs/tenants-and-keys.md, as pure functions: `igw_<keyId>_<secret>`, keyId 12 and
  * secret 32 base62 characters (about 190 bits). Only HMAC-SHA256(pepper, secret) is stored.
  */
 export const KEY_PREFIX = 'igw_';

@@ -1,4 +1,4 @@
-/** SPEC §3 scopes. */
+/** docs/tenants-and-keys.md scopes. */
 export const API_KEY_SCOPES = ['images:read', 'images:write', 'usage:read'] as const;
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
 

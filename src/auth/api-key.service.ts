@@ -54,7 +54,7 @@ export const WWW_AUTHENTICATE = TENANT_AUTH_CHALLENGE;
 const NEVER = Number.POSITIVE_INFINITY;
 
 /**
- * Authentication of API keys (SPEC §3) for the request path. Verified keys and unknown key
+ * Authentication of API keys (docs/tenants-and-keys.md) for the request path. Verified keys and unknown key
  * ids are cached in process (bounded LRU, TTL `keyCacheTtlSeconds`, separate caches so a flood
  * of random ids cannot push real keys out); a cached key costs no PostgreSQL query and no
  * Redis call. Admin changes drop the affected entries on every instance through

@@ -3,7 +3,7 @@ import { GatewayConfig } from '../config/gateway-config';
 import { ApiKeysRepository } from './api-keys.repository';
 
 /**
- * `api_keys.last_used_at` without a write per request (SPEC §3): key ids used since the last
+ * `api_keys.last_used_at` without a write per request (docs/tenants-and-keys.md): key ids used since the last
  * flush are collected in memory and written with one UPDATE every `lastUsedFlushSeconds`,
  * and once more at shutdown. The timestamp is the flush time, so it is exact to the interval.
  */

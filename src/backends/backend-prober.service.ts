@@ -13,7 +13,7 @@ const CHECK_INTERVAL = 'backend-health-checks';
 const MAX_HEALTH_BODY = 64 * 1024;
 
 /**
- * Active health checks (SPEC §7): every `healthCheck.intervalSeconds`, `GET <path>` on each
+ * Active health checks (docs/proxy-and-backends.md): every `healthCheck.intervalSeconds`, `GET <path>` on each
  * enabled backend; 2xx within `timeoutSeconds` passes. Thresholds live in the pool's
  * HealthTracker; on a transition this logs, sets the metric and persists `is_healthy`. A backend
  * new to this instance is checked at once, so it does not wait a whole interval.

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { GatewayConfig } from '../config/gateway-config';
 import { BackendPool, type BackendConfig, type BackendSnapshot } from '../proxy/backend-state/backend-pool';
 
-/** The pool every imgproxy request goes to unless a caller names another (SPEC §7). */
+/** The pool every imgproxy request goes to unless a caller names another (docs/proxy-and-backends.md). */
 export const DEFAULT_POOL = 'imgproxy';
 
 export type BackendsChangedListener = (backends: readonly BackendConfig[]) => void;
@@ -72,7 +72,7 @@ export class BackendRegistry {
   }
 
   /**
-   * Readiness (SPEC §13): every pool that is meant to serve (it has an enabled backend with a
+   * Readiness (docs/proxy-and-backends.md): every pool that is meant to serve (it has an enabled backend with a
    * weight) has at least one backend that passes its active checks. `serving` counts those pools.
    */
   readiness(): { serving: number; unavailable: string[] } {

@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
-/** A row of `backends` (migration 001): one imgproxy server (or §17 upstream server). */
+/** A row of `backends` (migration 001): one imgproxy server (or a server of a configured upstream). */
 @Entity({ name: 'backends' })
 export class BackendEntity {
   @PrimaryGeneratedColumn('uuid')

@@ -68,7 +68,7 @@ export class BackendRepository {
   }
 
   /**
-   * Upserts configured backends by name (SPEC §7: configuration wins for the fields it names).
+   * Upserts configured backends by name (docs/proxy-and-backends.md: configuration wins for the fields it names).
    * Rows are only touched when a field differs, so restarting N instances with the same config
    * changes nothing. Returns how many rows were inserted or changed.
    */
@@ -89,7 +89,7 @@ export class BackendRepository {
     return changed;
   }
 
-  /** One active-check transition (SPEC §7: `is_healthy` and `last_health_check`). */
+  /** One active-check transition (docs/proxy-and-backends.md: `is_healthy` and `last_health_check`). */
   async recordHealth(id: string, healthy: boolean, checkedAt: Date): Promise<void> {
     await this.repo.query(`UPDATE backends SET is_healthy = $2, last_health_check = $3 WHERE id = $1`, [id, healthy, checkedAt]);
   }

@@ -22,7 +22,7 @@ export interface BackendHealthEntry {
 }
 
 /**
- * Backends in Terminus (SPEC §13). Readiness needs every pool that is meant to serve to have a
+ * Backends in Terminus (docs/proxy-and-backends.md). Readiness needs every pool that is meant to serve to have a
  * backend that passes its active checks. With no backend configured at all the instance is
  * still ready: the admin API is how an operator adds the first backend, and a load balancer
  * that withdrew an instance with an empty pool would lock the operator out of it.

@@ -10,7 +10,7 @@ import { BackendsHealthIndicator } from './backends.health';
 import { BackendsService } from './backends.service';
 
 /**
- * Backends at run time (SPEC §7): the table, its admin API, the in-memory registry the proxy
+ * Backends at run time (docs/proxy-and-backends.md): the table, its admin API, the in-memory registry the proxy
  * chooses from, and the active health checks that feed it.
  */
 @Module({

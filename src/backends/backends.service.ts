@@ -12,7 +12,7 @@ import { BackendEntity } from './backend.entity';
 import { BackendRegistry, DEFAULT_POOL } from './backend-registry.service';
 import { BackendFields, BackendRepository, DuplicateBackendNameError } from './backend.repository';
 
-/** Pub/sub channel: "the backends table changed, reload it" (SPEC §7: every instance within 2 s). */
+/** Pub/sub channel: "the backends table changed, reload it" (docs/proxy-and-backends.md: every instance within 2 s). */
 export const BACKENDS_CHANGED_CHANNEL = 'backends-changed';
 const RELOAD_INTERVAL = 'backends-reload';
 

@@ -17,7 +17,7 @@ export class ConfigError extends Error {
   }
 }
 
-/** Environment variables of SPEC §16, each mapped to its YAML key. */
+/** Environment variables of README.md, each mapped to its YAML key. */
 const ENV_KEYS: Record<string, { path: string; kind: 'string' | 'int' | 'list' | 'backends' }> = {
   PORT: { path: 'server.port', kind: 'int' },
   HOST: { path: 'server.host', kind: 'string' },

@@ -24,7 +24,7 @@ import { REDIS_MODES, type RedisMode } from '../redis/redis-nodes';
 export class ServerConfig {
   @IsInt() @Min(0) @Max(65535) port = 8080;
   @IsString() @MinLength(1) host = '0.0.0.0';
-  /** Socket addresses whose X-Forwarded-For is believed (SPEC §2.2). Empty: never. */
+  /** Socket addresses whose X-Forwarded-For is believed (docs/proxy-and-backends.md). Empty: never. */
   @IsArray() @IsCidr({ each: true }) trustedProxies: string[] = [];
   /** How long a SIGTERM waits for in-flight requests before closing their connections. */
   @IsInt() @Min(0) @Max(600_000) shutdownTimeoutMs = 25_000;
@@ -78,7 +78,7 @@ export class SecurityConfig {
   @IsInt() @Min(1) @Max(1_000_000) keyCacheMaxEntries = 10_000;
   /** api_keys.last_used_at is written in one batch this often (and at shutdown), never per request. */
   @IsInt() @Min(1) @Max(3600) lastUsedFlushSeconds = 5;
-  /** Global deny list applied before authentication (SPEC §5). */
+  /** Global deny list applied before authentication (docs/tenants-and-keys.md). */
   @IsArray() @IsCidr({ each: true }) ipDenyList: string[] = [];
 }
 
@@ -159,7 +159,7 @@ function perMinute(value: number): WindowLimitConfig {
   return Object.assign(new WindowLimitConfig(), { perMinute: value });
 }
 
-/** Route-level buckets, shared by all tenants (SPEC §4). */
+/** Route-level buckets, shared by all tenants (docs/rate-limits-and-quotas.md). */
 export class RouteLimitsConfig {
   @ValidateNested() @Type(() => WindowLimitConfig) proxy = perMinute(5000);
   @ValidateNested() @Type(() => WindowLimitConfig) upload = perMinute(600);

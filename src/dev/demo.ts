@@ -14,7 +14,7 @@ import { buildImgproxyPath } from '../signing/imgproxy-url';
 import { startImgproxyWorker, type ImgproxyWorker } from './imgproxy-worker/imgproxy-worker.server';
 
 /**
- * `npm run demo` (SPEC §16): a self-contained gateway on a fresh clone. Two imgproxy-compatible
+ * `npm run demo` (README.md): a self-contained gateway on a fresh clone. Two imgproxy-compatible
  * workers (weights 70/30) sharing the uploads folder, the gateway on its embedded defaults
  * (PGlite, in-process counters) in a temporary data directory, a demo tenant and key created
  * through the admin API, a sample image uploaded through the tenant API, and a signed URL that

@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import { BackendsHealthIndicator } from '../backends/backends.health';
 import { RedisHealthIndicator } from '../redis/redis.health';
 
-/** Kubernetes and load-balancer probes (SPEC §13): unauthenticated and never rate limited. */
+/** Kubernetes and load-balancer probes (docs/proxy-and-backends.md): unauthenticated and never rate limited. */
 @ApiTags('health')
 @SkipThrottle()
 @Controller('health')

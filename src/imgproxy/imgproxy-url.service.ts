@@ -31,7 +31,7 @@ export interface TenantSigningKey {
 }
 
 /**
- * Glues the pure imgproxy code (src/signing) to the request path (SPEC §3, §8): parses the raw
+ * Glues the pure imgproxy code (src/signing) to the request path (docs/tenants-and-keys.md, docs/imgproxy.md): parses the raw
  * URL, verifies a tenant's signature, applies the tenant's source sandbox and re-signs the
  * result with the pool's own key, so backends only ever see URLs the gateway signed.
  */

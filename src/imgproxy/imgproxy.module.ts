@@ -6,7 +6,7 @@ import { SignedImageController } from './signed-image.controller';
 import { SignedUrlGuard } from './signed-url.guard';
 
 /**
- * imgproxy integration (SPEC §3, §8): signed tenant URLs on `/t/*`, the source sandbox and the
+ * imgproxy integration (docs/tenants-and-keys.md, docs/imgproxy.md): signed tenant URLs on `/t/*`, the source sandbox and the
  * re-signing of every upstream URL with the pool's key. The header-mode route (ProxyModule) and
  * uploads import ImgproxyUrlModule directly.
  */

@@ -10,7 +10,7 @@ import { verifiedImagePathOf } from './verified-image-path';
 
 export const SIGNED_MODE_ROUTE = '/t/*';
 
-/** Browser mode (SPEC §3): `/t/<keyId>/<signature>/<options>/<source>`, no API-key header needed. */
+/** Browser mode (docs/tenants-and-keys.md): `/t/<keyId>/<signature>/<options>/<source>`, no API-key header needed. */
 @ApiTags('images')
 @Controller()
 export class SignedImageController {

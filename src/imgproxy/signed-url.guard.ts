@@ -8,11 +8,11 @@ import { PRE_AUTH_LIMITER, PreAuthLimiter, chargingRefusals } from '../pipeline/
 import { ImgproxyUrlService, signatureRefusal } from './imgproxy-url.service';
 import { setVerifiedImagePath } from './verified-image-path';
 
-/** Proxying an image, by header or by signed URL, needs this scope (SPEC §3). */
+/** Proxying an image, by header or by signed URL, needs this scope (docs/tenants-and-keys.md). */
 const PROXY_SCOPES = [IMAGE_READ_SCOPE];
 
 /**
- * Authentication of browser-mode URLs, `/t/<keyId>/<signature>/<options>/<source>` (SPEC §3): a
+ * Authentication of browser-mode URLs, `/t/<keyId>/<signature>/<options>/<source>` (docs/tenants-and-keys.md): a
  * browser cannot send an API-key header, so the imgproxy signature made with the key's
  * URL-signing key and salt is the credential. Sets `request.gw.auth` (via `signed-url`), exactly
  * like ApiKeyGuard does for header mode, so the tenant IP allowlist, rate limits and quota run

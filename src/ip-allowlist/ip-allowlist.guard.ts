@@ -6,7 +6,7 @@ import { IpAllowlistCache } from './ip-allowlist.cache';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 
 /**
- * SPEC §5: the tenant's allowlist, checked after authentication (it needs the tenant) against
+ * docs/tenants-and-keys.md: the tenant's allowlist, checked after authentication (it needs the tenant) against
  * the client address the first hook resolved (trusted proxies only). Empty list = allow all.
  * Use it after ApiKeyGuard (or any guard that sets `request.gw.auth`).
  */

@@ -20,7 +20,7 @@ import { IpDenyListGuard } from './ip-deny-list.guard';
     IpAllowlistCache,
     IpAllowlistGuard,
     IpDenyListGuard,
-    // Global, so the deny list runs before any controller guard on every route (SPEC §5).
+    // Global, so the deny list runs before any controller guard on every route (docs/tenants-and-keys.md).
     { provide: APP_GUARD, useExisting: IpDenyListGuard },
   ],
   exports: [IpAllowlistCache, IpAllowlistGuard, IpDenyListGuard],

@@ -6,7 +6,7 @@ import { GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 
 /**
- * The global deny list of `security.ipDenyList` (SPEC §5), before authentication. Installed
+ * The global deny list of `security.ipDenyList` (docs/tenants-and-keys.md), before authentication. Installed
  * as a global guard by IpAllowlistModule, so it runs before every controller guard (the key
  * lookup included) on every route, and nothing has to remember to add it. With an empty
  * list it returns at once.

@@ -21,7 +21,7 @@ class RequestLineSubscription implements OnModuleInit {
 }
 
 /**
- * JSON logs (SPEC §12): Nest's Logger backed by pino through nestjs-pino, and one line per
+ * JSON logs (docs/observability.md): Nest's Logger backed by pino through nestjs-pino, and one line per
  * request written from the RequestObserver (no HTTP middleware, no per-request logger).
  */
 @Module({})

@@ -73,7 +73,7 @@ export function requestLineLevel(url: string, status: number): Level {
 }
 
 /**
- * One JSON line per request when its response ends or is aborted (SPEC §12): requestId,
+ * One JSON line per request when its response ends or is aborted (docs/observability.md): requestId,
  * traceId, clientIp, method, route template, route name, status (499 + aborted when the client
  * closed first), tenantId, keyId, backend, bytes, durationMs and the URL with credential query
  * values masked. Built from `request.gw` only, so it holds no header and nothing to redact.

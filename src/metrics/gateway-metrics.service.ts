@@ -15,7 +15,7 @@ const REQUEST_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 const UPSTREAM_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /**
- * Every gateway metric (SPEC §12), with names and labels that docker/ (alerts, dashboard)
+ * Every gateway metric (docs/observability.md), with names and labels that docker/ (alerts, dashboard)
  * relies on. Modules call the plain-named methods; none of them touches prom-client.
  *
  * Metrics live in prom-client's default registry (the one /metrics serves) and are fetched

@@ -27,7 +27,7 @@ export interface ProxyPipelineOptions {
 }
 
 /**
- * The request pipeline of SPEC §2 in front of ProxyService.forward, as one decorator shared by
+ * The request pipeline of docs/proxy-and-backends.md in front of ProxyService.forward, as one decorator shared by
  * every proxied image route, so the order cannot drift between them:
  *
  *  - the global IP deny list (a global guard, before everything);

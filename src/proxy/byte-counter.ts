@@ -1,7 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 
 /**
- * Counts the bytes that pass (SPEC §6: bandwidth is counted on the streams, partial transfers
+ * Counts the bytes that pass (docs/rate-limits-and-quotas.md: bandwidth is counted on the streams, partial transfers
  * included) and, with a limit, stops a body that grows beyond it. `onBytes` sees every chunk,
  * so the count is right even when the transfer is cut half-way.
  */

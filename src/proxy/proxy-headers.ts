@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 /**
- * Header rules of the streaming proxy (SPEC §7), pure so the specs cover every case.
+ * Header rules of the streaming proxy (docs/proxy-and-backends.md), pure so the specs cover every case.
  *
  * Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection and never cross the proxy, in
  * either direction, nor do the headers a `Connection` header names.

@@ -8,7 +8,7 @@ import { ProxyService } from './proxy.service';
 
 export const HEADER_MODE_ROUTE = '/i/*';
 
-/** Header mode (SPEC §3): `/i/<signature-or-insecure>/<options>/<source>` with an API key header. */
+/** Header mode (docs/tenants-and-keys.md): `/i/<signature-or-insecure>/<options>/<source>` with an API key header. */
 @ApiTags('images')
 @Controller()
 export class ProxyController {

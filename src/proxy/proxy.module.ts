@@ -7,7 +7,7 @@ import { ProxyRoutes } from './proxy-routes';
 import { ProxyService } from './proxy.service';
 import { UpstreamClients } from './upstream-clients';
 
-/** The streaming proxy (SPEC §7). Exports ProxyService and ProxyRoutes for the signed route. */
+/** The streaming proxy (docs/proxy-and-backends.md). Exports ProxyService and ProxyRoutes for the signed route. */
 @Module({
   // AuthModule for the guards of ProxyPipeline; rate limits and quotas are global modules.
   imports: [BackendsModule, AuthModule, ImgproxyUrlModule],

@@ -34,7 +34,7 @@ const BODYLESS_STATUS = new Set([204, 304]);
 type Outcome = { kind: UpstreamFailureKind | 'busy'; retryAfter?: number };
 
 /**
- * The streaming proxy (SPEC §7): chooses a backend from the pool's balancer, sends the request
+ * The streaming proxy (docs/proxy-and-backends.md): chooses a backend from the pool's balancer, sends the request
  * over that backend's keep-alive pool and streams the answer back, both bodies counted on the
  * way. GET and HEAD fail over to another backend after a connect error, a timeout before the
  * response headers, or a 429; every attempt reports one outcome to the circuit breaker.
@@ -135,7 +135,7 @@ export class ProxyService {
       this.observe(lease, started);
 
       if (response.statusCode === 429) {
-        // imgproxy's queue is full: shift load away for a while, not a failure (SPEC §7).
+        // imgproxy's queue is full: shift load away for a while, not a failure (docs/proxy-and-backends.md).
         const retryAfter = retryAfterMs(response.headers['retry-after']);
         lease.backPressure(retryAfter);
         lease.release();

@@ -1,5 +1,5 @@
 /**
- * What went wrong with one upstream attempt, in the terms the proxy acts on (SPEC §7):
+ * What went wrong with one upstream attempt, in the terms the proxy acts on (docs/proxy-and-backends.md):
  * - `timeout`: connect or response-headers timeout → failover, then 504 gateway_timeout;
  * - `connect`: the backend could not be reached or dropped the connection before answering
  *   → failover, then 502 bad_gateway;

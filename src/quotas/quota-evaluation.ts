@@ -1,7 +1,7 @@
 import type { EffectiveLimits } from '../common/http/request-context';
 import type { HeaderMap } from '../rate-limit/rate-limit-headers';
 
-/** Quota names as they appear in `quota_exceeded` bodies and metrics (SPEC §6). */
+/** Quota names as they appear in `quota_exceeded` bodies and metrics (docs/rate-limits-and-quotas.md). */
 export type QuotaName = 'monthlyRequests' | 'dailyRequests' | 'monthlyBandwidthBytes' | 'storageBytes';
 
 export interface QuotaFigure {

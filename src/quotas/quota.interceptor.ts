@@ -4,7 +4,7 @@ import { Observable, from, switchMap } from 'rxjs';
 import { QuotaService } from './quota.service';
 
 /**
- * Step 7 of the pipeline (SPEC §2): the quota check, after authentication and rate limits (guards
+ * Step 7 of the pipeline (docs/proxy-and-backends.md): the quota check, after authentication and rate limits (guards
  * run before interceptors), before the handler does any work; the request is counted when its
  * response ends. Requests without a tenant pass untouched.
  */

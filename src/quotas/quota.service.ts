@@ -27,7 +27,7 @@ export interface TenantUsageReport {
 }
 
 /**
- * Quotas (SPEC §6): checked before the work, counted after the response.
+ * Quotas (docs/rate-limits-and-quotas.md): checked before the work, counted after the response.
  *
  * Request and bandwidth quotas read the tenant's month view, which the rate limiter already
  * fetched in its round trip; counting is one more round trip after the response. Between the

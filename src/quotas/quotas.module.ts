@@ -8,7 +8,7 @@ import { UsageAdminService } from './usage-admin.service';
 import { UsageController } from './usage.controller';
 
 /**
- * Quotas (SPEC §6): the interceptor the proxy and uploads routes apply
+ * Quotas (docs/rate-limits-and-quotas.md): the interceptor the proxy and uploads routes apply
  * (`@UseInterceptors(QuotaInterceptor)`), QuotaService (storage reservations for uploads) and the
  * usage APIs. Global so those modules need not import it.
  */

@@ -11,7 +11,7 @@ import type { TenantUsageReportDto, UsageResetResponseDto } from './usage.dto';
 
 const MAX_RANGE_DAYS = 366;
 
-/** Admin usage reports and resets (SPEC §6, §10). */
+/** Admin usage reports and resets (docs/rate-limits-and-quotas.md, docs/tenants-and-keys.md). */
 @Injectable()
 export class UsageAdminService {
   constructor(

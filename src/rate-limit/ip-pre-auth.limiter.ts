@@ -10,7 +10,7 @@ import { rememberPreAuthResults } from './rate-limit.request-state';
 import { TokenBucketThrottlerStorage } from './token-bucket-throttler.storage';
 
 /**
- * The IP bucket, consumed before a key is looked up in PostgreSQL (SPEC §2.3): a flood of random
+ * The IP bucket, consumed before a key is looked up in PostgreSQL (docs/proxy-and-backends.md): a flood of random
  * keys from one address is cut after `rateLimit.ip` requests, each of which cost at most one
  * lookup. Marks the request so that RateLimitGuard does not take the IP token a second time.
  * On the 429 the headers go on the exception, since the request never reaches a handler.

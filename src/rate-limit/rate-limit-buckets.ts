@@ -16,7 +16,7 @@ function windowBuckets(scope: TokenBucket['scope'], id: string, limits: WindowLi
 }
 
 /**
- * Which buckets a request is checked against (SPEC §4), in header order: ip, tenant minute,
+ * Which buckets a request is checked against (docs/rate-limits-and-quotas.md), in header order: ip, tenant minute,
  * tenant hour, route. The burst of a tenant applies to its per-minute bucket; the hourly bucket
  * holds its hour's figure, so a fresh tenant may spend a full hour's allowance only at the
  * per-minute pace.

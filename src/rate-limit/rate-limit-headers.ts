@@ -14,7 +14,7 @@ export function policyName(result: Pick<BucketResult, 'scope' | 'windowSeconds'>
 }
 
 /**
- * The headers of SPEC §4 for the buckets a request was checked against: `X-RateLimit-*` and
+ * The headers of docs/rate-limits-and-quotas.md for the buckets a request was checked against: `X-RateLimit-*` and
  * `RateLimit` describe the most restrictive bucket, `RateLimit-Policy` lists every bucket.
  * A refused request also gets `Retry-After`. Empty when no bucket applied.
  */

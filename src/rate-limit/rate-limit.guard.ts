@@ -15,7 +15,7 @@ import { TokenBucketThrottlerStorage } from './token-bucket-throttler.storage';
 
 /**
  * Tenant-, route- and (unless already consumed before the key lookup) IP-level rate limits
- * (SPEC §2.3, §2.6, §4). Apply it AFTER the authentication guard, so the tenant's limits are
+ * (docs/proxy-and-backends.md, docs/rate-limits-and-quotas.md). Apply it AFTER the authentication guard, so the tenant's limits are
  * known: `@UseGuards(ApiKeyGuard, RateLimitGuard)` plus `@RateLimitRoute('proxy')`.
  *
  * Extends @nestjs/throttler's guard, keeping its module options, storage token and

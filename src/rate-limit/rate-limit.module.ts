@@ -11,7 +11,7 @@ import { TokenBucketThrottlerStorage } from './token-bucket-throttler.storage';
 class RateLimitStorageModule {}
 
 /**
- * Rate limits on @nestjs/throttler (SPEC §4). The throttler module gets our token-bucket storage
+ * Rate limits on @nestjs/throttler (docs/rate-limits-and-quotas.md). The throttler module gets our token-bucket storage
  * and one nominal throttler (the IP figure), which is what its own guard would apply; the
  * gateway's RateLimitGuard reads the real buckets from config and from the tenant's limits.
  * Global, so the proxy and uploads modules can `@UseGuards(ApiKeyGuard, RateLimitGuard)` and the

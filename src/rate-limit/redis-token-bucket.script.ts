@@ -147,7 +147,7 @@ interface GroupReply {
 }
 
 /**
- * Token buckets shared by every gateway instance through Redis (SPEC §4).
+ * Token buckets shared by every gateway instance through Redis (docs/rate-limits-and-quotas.md).
  *
  * Standalone (and Sentinel) clients: all buckets of a request in one EVALSHA, one round trip,
  * atomic. Redis Cluster: a script may only touch keys that hash to one slot, so buckets are grouped

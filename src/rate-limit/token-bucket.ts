@@ -1,5 +1,5 @@
 /**
- * Token bucket arithmetic shared by every TokenBucketStore (SPEC §4).
+ * Token bucket arithmetic shared by every TokenBucketStore (docs/rate-limits-and-quotas.md).
  *
  * Pure functions, no I/O: the in-process store calls them directly and the Redis Lua script
  * (redis-token-bucket.script.ts) mirrors `refill` and the admission test line for line, so both

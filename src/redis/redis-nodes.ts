@@ -1,4 +1,4 @@
-/** How `redis.url` is read (SPEC §15: standalone, Sentinel or Cluster). */
+/** How `redis.url` is read (docker/README.md: standalone, Sentinel or Cluster). */
 export const REDIS_MODES = ['standalone', 'cluster', 'sentinel'] as const;
 export type RedisMode = (typeof REDIS_MODES)[number];
 

@@ -39,7 +39,7 @@ export class RequestLogEntryDto {
   @ApiProperty({ description: 'Time to the end of the response, ms.', example: 42 }) durationMs: number;
   @ApiProperty({ description: 'Request body bytes received.', example: 0 }) bytesIn: number;
   @ApiProperty({ description: 'Response body bytes sent.', example: 18234 }) bytesOut: number;
-  @ApiPropertyOptional({ description: 'Client address (SPEC §2.2).', nullable: true, example: '203.0.113.7' }) clientIp: string | null;
+  @ApiPropertyOptional({ description: 'Client address (docs/proxy-and-backends.md).', nullable: true, example: '203.0.113.7' }) clientIp: string | null;
 }
 
 export class RequestLogPageDto {

@@ -1,4 +1,4 @@
-/** One row of `request_logs` (SPEC §11), built in memory when a tenant-facing request ends. */
+/** One row of `request_logs` (docs/architecture.md), built in memory when a tenant-facing request ends. */
 export interface RequestLogEntry {
   createdAt: Date;
   requestId: string;

@@ -14,7 +14,7 @@ const RETENTION_BATCH = 5_000;
 const WARN_EVERY_MS = 30_000;
 
 /**
- * SPEC §11 request logs. A request only builds an entry in memory when it ends; a timer (or a
+ * docs/architecture.md request logs. A request only builds an entry in memory when it ends; a timer (or a
  * full batch) writes entries to PostgreSQL in multi-row inserts, off the request path. The
  * queue is bounded: when PostgreSQL cannot keep up the newest entries are dropped and counted,
  * never queued without limit, and traffic is never slowed or failed for the log's sake.

@@ -3,7 +3,7 @@ import { RequestLogRepository } from './request-log.repository';
 import { RequestLogService } from './request-log.service';
 import { RequestLogsController } from './request-logs.controller';
 
-/** SPEC §11 request logs: the in-memory queue, its batch writer, retention and the admin query. */
+/** docs/architecture.md request logs: the in-memory queue, its batch writer, retention and the admin query. */
 @Module({
   controllers: [RequestLogsController],
   providers: [RequestLogRepository, RequestLogService],

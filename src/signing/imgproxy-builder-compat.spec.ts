@@ -4,7 +4,7 @@ import { decodeImgproxySource, parseGatewayImgproxyPath } from './imgproxy-url';
 import { UrlRejectedError } from './signing.errors';
 
 /**
- * SPEC §3: the official builders work unchanged with the base URL `https://<gateway>/t/<keyId>`
+ * docs/tenants-and-keys.md: the official builders work unchanged with the base URL `https://<gateway>/t/<keyId>`
  * and the key's URL-signing key and salt. These URLs come from @imgproxy/imgproxy-node itself.
  */
 const ORIGIN = 'https://gw.example';

@@ -72,7 +72,7 @@ export function verifyImgproxySignature(signature: string, path: string, keyHex:
 
 /**
  * The request path to send to a backend: signed with the pool's key, or `insecure` when the pool
- * has none configured (SPEC §8).
+ * has none configured (docs/imgproxy.md).
  */
 export function toImgproxyRequestPath(path: string, signer: ImgproxySigner | undefined): string {
   return signer ? signer.signPath(path) : `/${INSECURE_SIGNATURE}${withLeadingSlash(path)}`;

@@ -1,6 +1,6 @@
 /**
  * Typed refusals raised by the pure imgproxy code. They carry the public error code of the
- * catalogue (SPEC §9, both answered with 400) and a message that is safe to show to the tenant:
+ * catalogue (docs/architecture.md, both answered with 400) and a message that is safe to show to the tenant:
  * it names the rule that was broken, never an internal address or the backend's configuration.
  */
 /** The request path is not a well-formed imgproxy URL, or uses a form or option the gateway refuses. */

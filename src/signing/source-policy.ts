@@ -10,7 +10,7 @@ import {
 import { SourceRejectedError, UrlRejectedError } from './signing.errors';
 
 /**
- * The per-tenant source sandbox of SPEC §8, as a pure class: it decides which source a tenant's
+ * The per-tenant source sandbox of docs/imgproxy.md, as a pure class: it decides which source a tenant's
  * URL may make a backend fetch, rewrites local sources into the tenant's folder and refuses
  * options that would loosen the backend's limits. It never resolves DNS: a host name that
  * resolves to a private address is stopped by the allow-list (only named hosts pass) and by

@@ -5,7 +5,7 @@ import { FinishedRequest, RequestLifecycleListener, RequestObserver } from '../m
 import type { OtelTracer } from './otel-tracer';
 
 /**
- * OpenTelemetry export (SPEC §12). The W3C trace context itself is handled in the first hook
+ * OpenTelemetry export (docs/observability.md). The W3C trace context itself is handled in the first hook
  * (request-id.ts) for every request; this service only adds span export, and only subscribes
  * to requests when `tracing.otlpEndpoint` is set, so with tracing off nothing is loaded and no
  * per-request work is done.

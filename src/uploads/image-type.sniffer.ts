@@ -1,5 +1,5 @@
 /**
- * Decides an upload's type from its first bytes (SPEC §8): the Content-Type header and the file
+ * Decides an upload's type from its first bytes (docs/imgproxy.md): the Content-Type header and the file
  * name are the client's claims, the magic bytes are what imgproxy will actually decode. Pure and
  * small on purpose: five binary signatures and an SVG sniff.
  */

@@ -9,7 +9,7 @@ import Busboy from '@fastify/busboy';
 import { ImageType, SNIFF_BYTES, sniffImageType } from './image-type.sniffer';
 
 /**
- * Streams one uploaded file to a temporary file while counting, hashing and sniffing it (SPEC §8),
+ * Streams one uploaded file to a temporary file while counting, hashing and sniffing it (docs/imgproxy.md),
  * so the size limit and the type are enforced without ever holding the body in memory. Plain
  * functions over Node streams; the service decides what the results mean for the tenant.
  */

@@ -30,7 +30,7 @@ import { UploadsService } from './uploads.service';
 export const UPLOAD_ROUTE = '/api/v1/images';
 export const IMAGE_ROUTE = '/api/v1/images/:id';
 
-/** A tenant's uploaded images (SPEC §8). */
+/** A tenant's uploaded images (docs/imgproxy.md). */
 @ApiTags('images')
 @ApiSecurity('apiKey')
 @Controller('api/v1/images')

@@ -8,7 +8,7 @@ import { ImagesRepository } from './images.repository';
 import { UploadsController } from './uploads.controller';
 import { UploadsService } from './uploads.service';
 
-/** Tenant uploads into the folder the imgproxy backends read (SPEC §8). */
+/** Tenant uploads into the folder the imgproxy backends read (docs/imgproxy.md). */
 @Module({
   imports: [TypeOrmModule.forFeature([ImageEntity]), AuthModule, ImgproxyUrlModule, ProxyModule],
   controllers: [UploadsController],

@@ -29,7 +29,7 @@ const RAW_TYPES = /^(image\/[a-z0-9.+-]+|application\/octet-stream)$/;
 const MAX_ORIGINAL_NAME = 255;
 
 /**
- * Uploads (SPEC §8): streams the body to a temporary file beside its final place, decides the type
+ * Uploads (docs/imgproxy.md): streams the body to a temporary file beside its final place, decides the type
  * by magic bytes, then moves it into `<uploads.root>/tenants/<tenantId>/` and inserts the row in
  * one transaction, so a refused, failed or abandoned upload leaves neither a file nor a row.
  *
@@ -79,7 +79,7 @@ export class UploadsService {
     try {
       await fs.mkdir(folder, { recursive: true });
       const body = request.body instanceof Readable ? request.body : request.raw;
-      // Bandwidth counts what was transferred, refused uploads included (SPEC §6).
+      // Bandwidth counts what was transferred, refused uploads included (docs/rate-limits-and-quotas.md).
       request.gw.bytesIn = 0;
       body.on('data', (chunk: Buffer) => (request.gw.bytesIn = (request.gw.bytesIn ?? 0) + chunk.length));
       const options = { tempPath, maxBytes, allowSvg };

@@ -1,5 +1,5 @@
 /**
- * Calendar arithmetic of usage (SPEC §6): months and days are UTC. Pure, no I/O.
+ * Calendar arithmetic of usage (docs/rate-limits-and-quotas.md): months and days are UTC. Pure, no I/O.
  * Day = 'YYYY-MM-DD' (the `usage_counters.period` value), month = 'YYYY-MM'.
  */
 export interface UsagePeriod {

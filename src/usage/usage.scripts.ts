@@ -1,7 +1,7 @@
 import { LuaScript } from '../rate-limit/redis-token-bucket.script';
 
 /*
- * Usage counters in Redis (SPEC §6). Per tenant, all keys share the hash tag `{t:<tenantId>}` (the
+ * Usage counters in Redis (docs/rate-limits-and-quotas.md). Per tenant, all keys share the hash tag `{t:<tenantId>}` (the
  * tag of the tenant's rate-limit buckets), so every script below touches one slot:
  *
  *   month    u:{t:id}:m:YYYY-MM  hash  s = seed token, r, bi, bo, r:DD (requests of day DD)

@@ -47,7 +47,7 @@ const PRUNE_EVERY_MS = 3_600_000;
 const FLUSH_INTERVAL_NAME = 'usage-flush';
 
 /**
- * Usage counters (SPEC §6): shared in Redis, durable in PostgreSQL `usage_counters`.
+ * Usage counters (docs/rate-limits-and-quotas.md): shared in Redis, durable in PostgreSQL `usage_counters`.
  *
  * Hot path, per proxied request: the month view is read by the rate limiter in its own round
  * trip (`prefetchRead`/`acceptPrefetch`), and `record()` adds the request after the response with

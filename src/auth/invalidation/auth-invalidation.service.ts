@@ -15,7 +15,7 @@ type Listener = (event: AuthInvalidation) => void;
 
 /**
  * Cache invalidation for authentication data (keys, tenants, plans, allowlists) across
- * gateway instances (SPEC §3: within 2 seconds). An admin write publishes after its
+ * gateway instances (docs/tenants-and-keys.md: within 2 seconds). An admin write publishes after its
  * transaction commits; every instance, this one included, drops the affected entries. The
  * caches' TTL is the backstop when a message is lost (Redis down).
  *

@@ -11,7 +11,7 @@ interface FrameworkError extends Error {
 }
 
 /**
- * Shapes every error the gateway answers (SPEC §9), whoever raised it: our guards, Nest's
+ * Shapes every error the gateway answers (docs/architecture.md), whoever raised it: our guards, Nest's
  * validation pipe and router, or Fastify's body parsers. Unknown errors are logged with the
  * request id and answered as a generic 500, never with a stack or an internal address.
  */

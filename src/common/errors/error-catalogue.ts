@@ -1,5 +1,5 @@
 /**
- * The one catalogue of error codes (SPEC §9): every error the gateway answers has a stable
+ * The one catalogue of error codes (docs/architecture.md): every error the gateway answers has a stable
  * code, a status and a default message. Clients switch on `code`, never on the message.
  */
 export const ERROR_CATALOGUE = {

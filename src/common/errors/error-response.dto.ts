@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 
 export class ErrorDetailDto {
-  @ApiProperty({ description: 'Stable machine-readable code (SPEC §9).', example: 'validation_failed' })
+  @ApiProperty({ description: 'Stable machine-readable code (docs/architecture.md).', example: 'validation_failed' })
   code: string;
   @ApiProperty({ description: 'Human-readable explanation.', example: 'The request is invalid.' })
   message: string;

@@ -9,7 +9,7 @@ export type ErrorExtras = Record<string, unknown>;
 
 /**
  * Thrown by guards, services and controllers; the global filter turns it into the body of
- * SPEC §9. `headers` are set on the error response (WWW-Authenticate, Retry-After, ...).
+ * docs/architecture.md. `headers` are set on the error response (WWW-Authenticate, Retry-After, ...).
  */
 export class GatewayException extends HttpException {
   constructor(

@@ -12,7 +12,7 @@ export function createFastifyAdapter(config: GatewayConfig): FastifyAdapter {
   return new FastifyAdapter({
     genReqId: requestIdFor,
     bodyLimit: config.server.jsonBodyLimitBytes,
-    // X-Forwarded-For is resolved by our own trusted-proxy rule (SPEC §2.2), never by Fastify.
+    // X-Forwarded-For is resolved by our own trusted-proxy rule (docs/proxy-and-backends.md), never by Fastify.
     trustProxy: false,
     return503OnClosing: true,
     // Close idle keep-alive sockets at shutdown so draining does not wait on them.

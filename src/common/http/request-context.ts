@@ -21,13 +21,13 @@ export interface AuthContext {
   scopes: readonly string[];
   via: 'api-key' | 'signed-url' | 'jwt';
   limits: EffectiveLimits;
-  /** Remote source prefixes this tenant may fetch from (SPEC §8). */
+  /** Remote source prefixes this tenant may fetch from (docs/imgproxy.md). */
   allowedSources: readonly string[];
   allowUnsignedUrls: boolean;
 }
 
 /**
- * Per-request state shared by the pipeline steps (SPEC §2). One object, created in the first
+ * Per-request state shared by the pipeline steps (docs/proxy-and-backends.md). One object, created in the first
  * hook and hung on both the Fastify request and the raw Node request, so code that only sees
  * the raw request or response reads the same fields.
  */

@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 const SANE_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 /**
- * SPEC §2.1: keep a sane incoming X-Request-ID so one id follows a request through every
+ * docs/proxy-and-backends.md: keep a sane incoming X-Request-ID so one id follows a request through every
  * hop; replace anything else (too long, odd characters that could forge log lines).
  */
 export function requestIdFor(req: IncomingMessage): string {

@@ -1,7 +1,7 @@
 import { CidrMatcher, normalizeAddress } from './cidr';
 
 /**
- * The client address of SPEC §2.2: the socket address, unless that address is a trusted
+ * The client address of docs/proxy-and-backends.md: the socket address, unless that address is a trusted
  * proxy; then the right-most X-Forwarded-For entry that is not itself a trusted proxy.
  * Entries left of an untrusted hop could be forged by the client, so they are never used.
  */

@@ -9,7 +9,7 @@ import { isImgproxyRejection } from '../../signing/signing.errors';
 import { CONTENT_TYPES, planProcessing, processImage, ProcessingOptionError } from './imgproxy-worker.processing';
 
 /**
- * A small imgproxy-compatible server for development, tests and the demo (SPEC §8): imgproxy's
+ * A small imgproxy-compatible server for development, tests and the demo (docs/imgproxy.md): imgproxy's
  * URL format and signatures, `Authorization: Bearer` secret, `/health`, the common resizing
  * options, local sources only. It is not the product: production runs real imgproxy.
  */

@@ -1,11 +1,11 @@
 /**
- * One upstream pool's backends and everything the request path needs to choose one (SPEC §7):
+ * One upstream pool's backends and everything the request path needs to choose one (docs/proxy-and-backends.md):
  * configuration, active health (HealthTracker), passive health and back-pressure
  * (CircuitBreaker), in-flight counts, and the balancing strategy. Pure and synchronous: the Nest
  * proxy service, the scheduled prober and the admin/reload code feed it events; it never does
  * I/O or keeps timers, and every time-based state lapses by itself through the injected clock.
  *
- * One BackendPool per pool name (`imgproxy`, or each upstream of §17), so each can have its own
+ * One BackendPool per pool name (`imgproxy`, or each configured upstream), so each can have its own
  * balancer and thresholds.
  */
 import {
@@ -65,7 +65,7 @@ export interface BackendLease {
 export interface BackendSnapshot {
   id: string;
   name: string;
-  /** Only for admins: the health endpoint must strip it for everyone else (SPEC §13). */
+  /** Only for admins: the health endpoint must strip it for everyone else (docs/proxy-and-backends.md). */
   url: string;
   pool: string;
   weight: number;

@@ -1,5 +1,5 @@
 /**
- * Passive health of one backend (SPEC §7): consecutive proxy failures open the circuit, a
+ * Passive health of one backend (docs/proxy-and-backends.md): consecutive proxy failures open the circuit, a
  * cool-down later one probe request decides, and a 429 shifts load away without counting as a
  * failure. Pure: time comes from the injected clock and states are derived from it when asked,
  * so there are no timers to clean up and an open circuit always lapses by itself.

@@ -1,5 +1,5 @@
 /**
- * Active health of one backend (SPEC §7): the scheduled prober reports each check, and the
+ * Active health of one backend (docs/proxy-and-backends.md): the scheduled prober reports each check, and the
  * thresholds keep one lost check from ejecting a backend or one lucky check from readmitting it.
  * `report` returns the transition, if any, so the caller logs, counts and persists
  * `backends.is_healthy` exactly once per change rather than on every check.

@@ -1,5 +1,5 @@
 /**
- * Load-balancing strategies chosen by name (SPEC §7, §17), Kong-style: small interchangeable
+ * Load-balancing strategies chosen by name (docs/proxy-and-backends.md, docs/routes.md), Kong-style: small interchangeable
  * classes behind one interface, no Nest and no I/O, so the proxy service and the specs drive them
  * with plain arrays.
  *
@@ -20,7 +20,7 @@ export interface WeightedCandidate {
 }
 
 export interface BalancerContext {
-  /** Resolved client address (SPEC §2 step 2), used by ip-hash. */
+  /** Resolved client address (docs/proxy-and-backends.md), used by ip-hash. */
   clientIp?: string;
   /** Ids already tried by this request, so a retry lands on another backend. */
   exclude?: ReadonlySet<string>;
