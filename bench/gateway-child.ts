@@ -1,12 +1,9 @@
 /** The gateway in its own process, configured by the runner through BENCH_GATEWAY_CONFIG. */
 import 'reflect-metadata';
-import { Module } from '@nestjs/common';
-import { AppModule } from '../src/app.module';
 import { createGatewayApp } from '../src/app.factory';
 import { loadConfig } from '../src/config/config.loader';
 import { runMigrations } from '../src/database/migration-runner';
 import { RedisService } from '../src/redis/redis.service';
-import { PassThroughModule } from './pass-through.module';
 import { requiredEnv, serveParticipant } from './participant';
 
 serveParticipant('gateway', async () => {
@@ -15,10 +12,7 @@ serveParticipant('gateway', async () => {
   const { config } = loadConfig({ env: { NODE_ENV: 'production' }, overrides });
   if (config.database.url && config.database.migrationsRun) await runMigrations(config.database.url);
 
-  @Module({ imports: [AppModule.forRoot(config), PassThroughModule] })
-  class BenchGatewayModule {}
-
-  const app = await createGatewayApp(config, BenchGatewayModule);
+  const app = await createGatewayApp(config);
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : 0;

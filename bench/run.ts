@@ -32,7 +32,6 @@ import { Client } from 'pg';
 import { request } from 'undici';
 import { projectRoot } from '../src/common/project-root';
 import { IMAGE_BYTES, LARGE_BYTES, LARGE_SOURCE } from './bench-backend';
-import { PASS_THROUGH_PREFIX } from './pass-through.module';
 
 interface Options {
   rounds: number;
@@ -306,6 +305,9 @@ function ratiosOf(g: Summary, b: Summary) {
   };
 }
 
+/** Prefix of the configured pass-through route of the `gateway-no-auth` target. */
+const PASS_THROUGH_PREFIX = '/passthrough';
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const startedAt = Date.now();
@@ -330,6 +332,8 @@ async function main(): Promise<void> {
       // The IP and route buckets are checked on every request but must not be what is measured.
       rateLimit: { ip: { perMinute: 1_000_000_000 }, routes: { proxy: { perMinute: 1_000_000_000 } } },
       logging: { level: options.logLevel },
+      // The same process and proxy on a configured route without authentication, limits or rewriting.
+      routes: [{ name: 'passthrough', path: `${PASS_THROUGH_PREFIX}/*`, upstream: 'imgproxy', auth: 'none', stripPrefix: PASS_THROUGH_PREFIX, methods: ['GET'] }],
     };
     const gateway = await spawnParticipant('gateway', 'gateway', { BENCH_GATEWAY_CONFIG: JSON.stringify(gatewayConfig) });
     participants.push(gateway);

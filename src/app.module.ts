@@ -5,8 +5,10 @@ import { AuditModule } from './audit/audit.module';
 import { BackendsModule } from './backends/backends.module';
 import { AuthModule } from './auth/auth.module';
 import { AllExceptionsFilter } from './common/errors/all-exceptions.filter';
+import type { ConfigSource } from './config/config.loader';
 import { ConfigModule } from './config/config.module';
 import { GatewayConfig } from './config/gateway-config';
+import { GatewayModule } from './gateway/gateway.module';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
 import { ImgproxyModule } from './imgproxy/imgproxy.module';
@@ -14,6 +16,14 @@ import { IpAllowlistModule } from './ip-allowlist/ip-allowlist.module';
 import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PlansModule } from './plans/plans.module';
+import { CorsModule } from './plugins/cors/cors.module';
+import { ImgproxyRewriteModule } from './plugins/imgproxy-rewrite/imgproxy-rewrite.module';
+import { IpRestrictionModule } from './plugins/ip-restriction/ip-restriction.module';
+import { KeyAuthModule } from './plugins/key-auth/key-auth.module';
+import { QuotaModule } from './plugins/quota/quota.module';
+import { RateLimitingModule } from './plugins/rate-limiting/rate-limiting.module';
+import { SignedUrlModule } from './plugins/signed-url/signed-url.module';
+import { TransformModule } from './plugins/transform/transform.module';
 import { ProxyModule } from './proxy/proxy.module';
 import { QuotasModule } from './quotas/quotas.module';
 import { RateLimitModule } from './rate-limit/rate-limit.module';
@@ -27,11 +37,11 @@ import { UsageModule } from './usage/usage.module';
 /** Capability and infrastructure modules only; each owns its controllers, guards and storage. */
 @Module({})
 export class AppModule {
-  static forRoot(config: GatewayConfig): DynamicModule {
+  static forRoot(config: GatewayConfig, source?: ConfigSource): DynamicModule {
     return {
       module: AppModule,
       imports: [
-        ConfigModule.forRoot(config),
+        ConfigModule.forRoot(config, source),
         LoggingModule.forRoot(config),
         ScheduleModule.forRoot(),
         DatabaseModule,
@@ -54,6 +64,16 @@ export class AppModule {
         ProxyModule,
         ImgproxyModule,
         UploadsModule,
+        // The route table and the steps of its chains; each plugin registers itself with the gateway.
+        GatewayModule,
+        CorsModule,
+        KeyAuthModule,
+        SignedUrlModule,
+        IpRestrictionModule,
+        RateLimitingModule,
+        QuotaModule,
+        ImgproxyRewriteModule,
+        TransformModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: AllExceptionsFilter }],
     };

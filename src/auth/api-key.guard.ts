@@ -1,6 +1,7 @@
 import { CanActivate, ExecutionContext, Inject, Injectable, Optional } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
+import type { AuthContext, AuthenticationRequest } from '../common/http/request-context';
 import { PRE_AUTH_LIMITER, PreAuthLimiter, chargingRefusals } from '../pipeline/pre-auth-limiter';
 import { ApiKeyService } from './api-key.service';
 import { REQUIRED_SCOPES } from './require-scope.decorator';
@@ -20,9 +21,18 @@ export class ApiKeyGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    const auth = await chargingRefusals(this.limiter, request, () => this.keys.authenticate(request));
     const required = this.reflector.getAllAndOverride<string[] | undefined>(REQUIRED_SCOPES, [context.getHandler(), context.getClass()]);
-    if (required?.length) this.keys.assertScopes(auth, required);
+    await this.authenticate(request, required ?? []);
     return true;
+  }
+
+  /**
+   * The guard's logic without Nest's execution context, for the compiled chain: authenticates
+   * (refusals charged to the client IP's bucket), sets `request.gw.auth`, checks `scopes`.
+   */
+  async authenticate(request: AuthenticationRequest, scopes: readonly string[]): Promise<AuthContext> {
+    const auth = await chargingRefusals(this.limiter, request, () => this.keys.authenticate(request));
+    if (scopes.length > 0) this.keys.assertScopes(auth, scopes);
+    return auth;
   }
 }

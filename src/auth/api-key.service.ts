@@ -1,7 +1,6 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
 import { GatewayException, TENANT_AUTH_CHALLENGE } from '../common/errors/gateway.exception';
-import type { AuthContext, EffectiveLimits } from '../common/http/request-context';
+import type { AuthContext, AuthenticationRequest, EffectiveLimits } from '../common/http/request-context';
 import { GatewayConfig } from '../config/gateway-config';
 import { IpAllowlistCache } from '../ip-allowlist/ip-allowlist.cache';
 import { PRE_AUTH_LIMITER, PreAuthLimiter } from '../pipeline/pre-auth-limiter';
@@ -94,7 +93,7 @@ export class ApiKeyService {
    * (with WWW-Authenticate, one message whatever the reason) or 403 `forbidden` for a
    * suspended tenant, which is only said to a caller holding a valid key.
    */
-  async authenticate(request: FastifyRequest): Promise<AuthContext> {
+  async authenticate(request: AuthenticationRequest): Promise<AuthContext> {
     const presented = this.presentedKey(request);
     if (presented === undefined) throw this.refuse('missing');
     const parsed = parseApiKey(presented);
@@ -114,7 +113,7 @@ export class ApiKeyService {
    * `request.gw.auth`; that is the caller's job once the signature is verified. Pass the
    * request so a cache miss is charged to the client's IP bucket first.
    */
-  async resolveSigningKey(keyId: string, request?: FastifyRequest): Promise<SigningKeyResolution> {
+  async resolveSigningKey(keyId: string, request?: AuthenticationRequest): Promise<SigningKeyResolution> {
     if (!isKeyId(keyId)) throw this.refuse('malformed');
     const entry = await this.lookup(keyId, request);
     if (!entry) throw this.refuse('unknown');
@@ -158,7 +157,7 @@ export class ApiKeyService {
     return this.box.seal(secret, signingAad(keyId, part));
   }
 
-  private async lookup(keyId: string, request?: FastifyRequest): Promise<CachedKey | undefined> {
+  private async lookup(keyId: string, request?: AuthenticationRequest): Promise<CachedKey | undefined> {
     const cached = this.keys.get(keyId);
     if (cached) return cached;
     if (this.unknown.get(keyId)) return undefined;
@@ -231,7 +230,7 @@ export class ApiKeyService {
     }
   }
 
-  private presentedKey(request: FastifyRequest): string | undefined {
+  private presentedKey(request: AuthenticationRequest): string | undefined {
     const header = request.headers['x-api-key'];
     if (typeof header === 'string' && header.length > 0) return header.trim();
     const authorization = request.headers.authorization;

@@ -8,6 +8,7 @@ import { projectRoot } from '../common/project-root';
 import { redisConfigProblems } from '../redis/redis-nodes';
 import { parseSourcePrefix } from '../signing/source-policy';
 import { GatewayConfig } from './gateway-config';
+import { UpstreamConfig, routeProblems } from './routes.config';
 
 type Plain = Record<string, unknown>;
 
@@ -60,6 +61,16 @@ export interface LoadedConfig {
   config: GatewayConfig;
   /** Which secrets were generated for this dev run (to print the admin token once). */
   generated: string[];
+  /** Loads the same layers again (a config reload), and names the files they come from. */
+  source: ConfigSource;
+}
+
+/** Where a configuration came from, so it can be read again on SIGHUP or a file change. */
+export interface ConfigSource {
+  /** The YAML files read, in order (the ones that exist); a change to any of them means a reload. */
+  readonly files: readonly string[];
+  /** Reads and validates every layer again; throws ConfigError with every problem. */
+  load(): GatewayConfig;
 }
 
 /**
@@ -74,14 +85,20 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const sources = new Map<string, string>();
 
   let raw: Plain = {};
+  const read: string[] = [];
   const files = [join(configDir, 'default.yaml'), join(configDir, `${nodeEnv}.yaml`)];
   for (const file of files) {
-    if (existsSync(file)) raw = deepMerge(raw, readYaml(file, problems));
+    if (existsSync(file)) {
+      raw = deepMerge(raw, readYaml(file, problems));
+      read.push(file);
+    }
   }
   if (env.CONFIG_FILE) {
     const file = resolve(env.CONFIG_FILE);
-    if (existsSync(file)) raw = deepMerge(raw, readYaml(file, problems));
-    else problems.push(`CONFIG_FILE: ${file} does not exist`);
+    if (existsSync(file)) {
+      raw = deepMerge(raw, readYaml(file, problems));
+      read.push(file);
+    } else problems.push(`CONFIG_FILE: ${file} does not exist`);
   }
   raw.env = nodeEnv;
   sources.set('env', 'NODE_ENV');
@@ -104,6 +121,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const byPath = new Map<string, string[]>();
   for (const { path, message } of flattenErrors(errors)) byPath.set(path, [...(byPath.get(path) ?? []), message]);
   for (const [path, messages] of byPath) problems.push(describe(path, messages.reverse().join('; '), sources));
+  problems.push(...validateUpstreams(config));
 
   if (problems.length === 0) problems.push(...crossFieldProblems(config));
 
@@ -112,7 +130,9 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     requireSecrets(config, problems, options.generateDevSecrets ?? false, generated);
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return { config, generated };
+  // A reload never generates secrets: the ones of this start are in the dev-secrets file by now.
+  const source: ConfigSource = { files: read, load: () => loadConfig({ ...options, generateDevSecrets: options.generateDevSecrets }).config };
+  return { config, generated, source };
 }
 
 /** Rules that span several keys or need a parser richer than a decorator. */
@@ -124,6 +144,7 @@ function crossFieldProblems(config: GatewayConfig): string[] {
     problems.push(`${missingEnv} (${missing}): required when ${presentEnv} is set (imgproxy signs with both)`);
   }
   problems.push(...redisConfigProblems(config.redis));
+  problems.push(...routeProblems(config.routes, config.upstreams, Boolean((config as { auth?: { jwt?: unknown } }).auth?.jwt)));
   allowedSources.forEach((prefix, i) => {
     try {
       parseSourcePrefix(prefix);
@@ -131,6 +152,33 @@ function crossFieldProblems(config: GatewayConfig): string[] {
       problems.push(`imgproxy.allowedSources[${i}]: ${(error as Error).message}`);
     }
   });
+  return problems;
+}
+
+/**
+ * `upstreams` is a map of name → upstream, which class-validator cannot type: each entry is turned
+ * into an UpstreamConfig and validated on its own, its problems named `upstreams.<name>.<key>`.
+ */
+function validateUpstreams(config: GatewayConfig): string[] {
+  const problems: string[] = [];
+  const raw = (config.upstreams ?? {}) as Record<string, unknown>;
+  const typed: Record<string, UpstreamConfig> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
+      problems.push(`upstreams.${name}: the name must be 1-64 of [A-Za-z0-9._-]`);
+      continue;
+    }
+    if (!isPlainObject(value)) {
+      problems.push(`upstreams.${name}: must be a mapping`);
+      continue;
+    }
+    const upstream = plainToInstance(UpstreamConfig, value, { exposeDefaultValues: true });
+    for (const { path, message } of flattenErrors(validateSync(upstream, { whitelist: true, forbidNonWhitelisted: true }))) {
+      problems.push(`upstreams.${name}.${path}: ${message}`);
+    }
+    typed[name] = upstream;
+  }
+  config.upstreams = typed;
   return problems;
 }
 

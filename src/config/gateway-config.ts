@@ -5,6 +5,7 @@ import {
   IsBoolean,
   IsIn,
   IsInt,
+  IsObject,
   IsOptional,
   IsString,
   Matches,
@@ -16,6 +17,7 @@ import {
 } from 'class-validator';
 import { IsCidr } from '../common/net/is-cidr.validator';
 import { REDIS_MODES, type RedisMode } from '../redis/redis-nodes';
+import { ImageRoutesConfig, RouteConfig, type UpstreamConfig } from './routes.config';
 
 /**
  * The whole configuration, validated once at boot. Every other module receives the typed
@@ -30,6 +32,8 @@ export class ServerConfig {
   @IsInt() @Min(0) @Max(600_000) shutdownTimeoutMs = 25_000;
   /** Largest JSON body the admin API accepts. Uploads and proxied bodies have their own limits. */
   @IsInt() @Min(1024) jsonBodyLimitBytes = 1_048_576;
+  /** Reload routes and upstreams when a configuration file changes (SIGHUP always reloads). */
+  @IsBoolean() watchConfigFiles = true;
 }
 
 export class DatabaseConfig {
@@ -237,4 +241,10 @@ export class GatewayConfig {
   @ValidateNested() @Type(() => MetricsConfig) metrics = new MetricsConfig();
   @ValidateNested() @Type(() => TracingConfig) tracing = new TracingConfig();
   @ValidateNested() @Type(() => LoggingConfig) logging = new LoggingConfig();
+  /** Routes to any upstream (docs/routes.md); the image routes are built in. */
+  @IsArray() @ArrayMaxSize(1000) @ValidateNested({ each: true }) @Type(() => RouteConfig) routes: RouteConfig[] = [];
+  /** Upstream name → upstream; each entry is validated by the loader (a map has no element type here). */
+  @IsObject() upstreams: Record<string, UpstreamConfig> = {};
+  /** CORS, limits and header rules of the built-in image routes. */
+  @ValidateNested() @Type(() => ImageRoutesConfig) imageRoutes = new ImageRoutesConfig();
 }

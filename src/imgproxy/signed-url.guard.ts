@@ -1,12 +1,13 @@
 import { CanActivate, ExecutionContext, Inject, Injectable, Optional } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
+import type { AuthContext, AuthenticationRequest } from '../common/http/request-context';
+import type { SignedModeImgproxyPath } from '../signing/imgproxy-url';
 import { IMAGE_READ_SCOPE } from '../auth/api-key-scopes';
 import { ApiKeyService } from '../auth/api-key.service';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { PRE_AUTH_LIMITER, PreAuthLimiter, chargingRefusals } from '../pipeline/pre-auth-limiter';
 import { ImgproxyUrlService, signatureRefusal } from './imgproxy-url.service';
-import { setVerifiedImagePath } from './verified-image-path';
 
 /** Proxying an image, by header or by signed URL, needs this scope (docs/tenants-and-keys.md). */
 const PROXY_SCOPES = [IMAGE_READ_SCOPE];
@@ -30,7 +31,17 @@ export class SignedUrlGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    const path = this.urls.parse(request.raw.url ?? '');
+    // The verified path goes to the context's image slot, where the imgproxy rewrite takes it.
+    request.gw.image = (await this.verify(request, request.raw.url ?? '')).path;
+    return true;
+  }
+
+  /**
+   * The guard's logic without Nest's execution context, for the compiled chain: parses and
+   * verifies the signed URL, sets `request.gw.auth` and answers the verified path.
+   */
+  async verify(request: AuthenticationRequest, rawUrl: string): Promise<{ auth: AuthContext; path: SignedModeImgproxyPath }> {
+    const path = this.urls.parse(rawUrl);
     if (path.mode !== 'signed') throw new GatewayException('bad_url', 'Signed image URLs start with /t/<keyId>/.');
     // Unknown, revoked and expired keys and bad signatures: 401 (charged to the IP bucket);
     // a suspended tenant: 403.
@@ -45,7 +56,6 @@ export class SignedUrlGuard implements CanActivate {
     });
     this.keys.assertScopes(key.auth, PROXY_SCOPES);
     request.gw.auth = key.auth;
-    setVerifiedImagePath(request, path);
-    return true;
+    return { auth: key.auth, path };
   }
 }

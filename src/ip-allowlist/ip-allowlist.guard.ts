@@ -22,12 +22,20 @@ export class IpAllowlistGuard implements CanActivate {
     const auth = request.gw?.auth;
     // Misordered guards must fail closed, never skip the check.
     if (!auth) throw new GatewayException('unauthorized', undefined, {}, { 'www-authenticate': TENANT_AUTH_CHALLENGE });
-    const matcher = this.cache.peek(auth.tenantId);
-    if (matcher) return this.check(matcher, request.gw.clientIp);
-    return this.cache.load(auth.tenantId).then((loaded) => this.check(loaded, request.gw.clientIp));
+    return this.admit(auth.tenantId, request.gw.clientIp);
   }
 
-  private check(matcher: CidrMatcher, clientIp: string): boolean {
+  /**
+   * The guard's logic without Nest's execution context, for the compiled chain: true at once for a
+   * cached allowlist (the usual case), a promise on a cold tenant; 403 ip_not_allowed otherwise.
+   */
+  admit(tenantId: string, clientIp: string): true | Promise<true> {
+    const matcher = this.cache.peek(tenantId);
+    if (matcher) return this.check(matcher, clientIp);
+    return this.cache.load(tenantId).then((loaded) => this.check(loaded, clientIp));
+  }
+
+  private check(matcher: CidrMatcher, clientIp: string): true {
     if (matcher.size === 0 || matcher.matches(clientIp)) return true;
     this.metrics.ipDenied('allowlist');
     throw new GatewayException('ip_not_allowed');

@@ -44,6 +44,7 @@ export class GatewayMetrics {
   private readonly storeErrors: Counter<'store'>;
   private readonly cacheRequests: Counter<'status'>;
   private readonly tenantRequests?: Counter<'tenant'>;
+  private readonly configReloads: Counter<'result'>;
   /**
    * Label-bound children per route/method/status: prom-client otherwise hashes the label
    * object on every call, twice per request. Bounded by routes × methods × statuses.
@@ -69,9 +70,15 @@ export class GatewayMetrics {
     this.requestLogDrops = counter(r, 'gateway_request_log_dropped_total', 'Request-log entries dropped because the in-memory queue was full.', []);
     this.storeErrors = counter(r, 'gateway_store_errors_total', 'Failed calls to a backing store, by store (redis, postgres).', ['store']);
     this.cacheRequests = counter(r, 'gateway_cache_requests_total', 'Response-cache lookups, by X-Cache-Status.', ['status']);
+    this.configReloads = counter(r, 'gateway_config_reloads_total', 'Configuration reloads (file change, SIGHUP, admin API), by result (success, failure).', ['result']);
     if (config.metrics.perTenant) {
       this.tenantRequests = counter(r, 'gateway_tenant_requests_total', 'Authenticated requests, by tenant id (metrics.perTenant).', ['tenant']);
     }
+  }
+
+  /** A configuration reload was applied (`success`) or refused (`failure`). */
+  configReloaded(result: 'success' | 'failure'): void {
+    this.configReloads.inc({ result });
   }
 
   /** One finished (or aborted) request. Called by the metrics hook; `route` is a template. */

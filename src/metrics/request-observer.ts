@@ -77,8 +77,10 @@ export class RequestObserver implements OnModuleInit {
     this.metrics.requestEnded();
     const state = request.gw;
     const aborted = !reply.raw.writableFinished;
+    // The request's own end-of-response work first (usage, upstream release), then observers.
+    state.runEndHooks(aborted, (error) => this.listenerFailed(error, state));
     const status = aborted ? CLIENT_CLOSED_STATUS : reply.raw.statusCode;
-    const routeTemplate = routeTemplateOf(request.raw as RawWithState);
+    const routeTemplate = state.routeTemplate ?? routeTemplateOf(request.raw as RawWithState);
     const durationSeconds = Number(process.hrtime.bigint() - state.startedAt) / 1e9;
     this.metrics.requestObserved(routeTemplate, request.method, status, durationSeconds, state.auth?.tenantId);
     if (state.bytesIn) this.metrics.bytes('in', state.bytesIn);

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { AuthenticationRequest } from '../common/http/request-context';
 
 /**
  * Consumes the client IP's bucket before a key is looked up in PostgreSQL (docs/proxy-and-backends.md), so a
@@ -7,7 +7,7 @@ import type { FastifyRequest } from 'fastify';
  * Throws the 429 GatewayException itself when the IP is over its limit.
  */
 export interface PreAuthLimiter {
-  beforeKeyLookup(request: FastifyRequest): Promise<void>;
+  beforeKeyLookup(request: AuthenticationRequest): Promise<void>;
 }
 
 export const PRE_AUTH_LIMITER = Symbol('PRE_AUTH_LIMITER');
@@ -21,7 +21,7 @@ export const PRE_AUTH_LIMITER = Symbol('PRE_AUTH_LIMITER');
  */
 export async function chargingRefusals<T>(
   limiter: PreAuthLimiter | undefined,
-  request: FastifyRequest,
+  request: AuthenticationRequest,
   authenticate: () => Promise<T>,
 ): Promise<T> {
   try {

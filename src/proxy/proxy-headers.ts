@@ -55,6 +55,14 @@ export interface ForwardingContext {
   protocol: 'http' | 'https';
   /** Headers added last (imgproxy's Authorization, signing step's extras). */
   extra?: Readonly<Record<string, string>>;
+  /**
+   * Of the headers stripped by default, those a route forwards after all: a configured route's
+   * upstream is an application that wants its cookies, and its Authorization when the gateway
+   * did not consume it (an open route).
+   */
+  keep?: ReadonlySet<string>;
+  /** Further headers never to forward (a route's `headers.request.remove`, spoofable ones). */
+  strip?: ReadonlySet<string>;
 }
 
 /** Names listed in `Connection` (hop-by-hop by declaration). */
@@ -77,7 +85,8 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: Forwa
   const named = connectionTokens(incoming.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in incoming) {
-    if (HOP_BY_HOP.has(name) || STRIPPED_UPSTREAM.has(name) || named?.has(name)) continue;
+    if (HOP_BY_HOP.has(name) || named?.has(name) || ctx.strip?.has(name)) continue;
+    if (STRIPPED_UPSTREAM.has(name) && !ctx.keep?.has(name)) continue;
     const value = incoming[name];
     if (value !== undefined) out[name] = value;
   }

@@ -1,18 +1,17 @@
 import { Module } from '@nestjs/common';
-import { AuthModule } from '../auth/auth.module';
 import { BackendsModule } from '../backends/backends.module';
-import { ImgproxyUrlModule } from '../imgproxy/imgproxy-url.module';
-import { ProxyController } from './proxy.controller';
+import { Forwarder } from './forwarder';
 import { ProxyRoutes } from './proxy-routes';
-import { ProxyService } from './proxy.service';
+import { ProxyTerminal } from './proxy-terminal';
 import { UpstreamClients } from './upstream-clients';
 
-/** The streaming proxy (docs/proxy-and-backends.md). Exports ProxyService and ProxyRoutes for the signed route. */
+/**
+ * The streaming forwarder every route ends in (docs/proxy-and-backends.md), registered with the
+ * gateway as its terminal, and the streamed-body routes of the Nest side (uploads).
+ */
 @Module({
-  // AuthModule for the guards of ProxyPipeline; rate limits and quotas are global modules.
-  imports: [BackendsModule, AuthModule, ImgproxyUrlModule],
-  controllers: [ProxyController],
-  providers: [ProxyService, ProxyRoutes, UpstreamClients],
-  exports: [ProxyService, ProxyRoutes],
+  imports: [BackendsModule],
+  providers: [Forwarder, ProxyTerminal, ProxyRoutes, UpstreamClients],
+  exports: [ProxyRoutes],
 })
 export class ProxyModule {}

@@ -1,7 +1,7 @@
 import { Injectable, Optional } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayException } from '../common/errors/gateway.exception';
-import type { AuthContext } from '../common/http/request-context';
+import type { AuthContext, RequestState } from '../common/http/request-context';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { applyResponseHeaders } from '../rate-limit/rate-limit.request-state';
 import { secondsUntil, usagePeriodOf } from '../usage/usage-period';
@@ -54,12 +54,37 @@ export class QuotaService {
     const auth = request.gw.auth;
     if (!auth) return undefined;
     const now = new Date();
-    const prefetched = this.usage.prefetchedSnapshot(auth.tenantId, now, request);
+    const prefetched = this.usage.prefetchedSnapshot(auth.tenantId, now, request.gw);
     if (prefetched) {
       this.decide(request, reply, auth, prefetched, now);
       return undefined;
     }
-    return this.usage.snapshot(auth.tenantId, now, request).then((usage) => this.decide(request, reply, auth, usage, now));
+    return this.usage.snapshot(auth.tenantId, now, request.gw).then((usage) => this.decide(request, reply, auth, usage, now));
+  }
+
+  /**
+   * `admit` for the compiled chain: headers go to the context, and the request is counted by an
+   * end-of-response hook of the context instead of listeners on the reply.
+   */
+  admitContext(ctx: RequestState & { header(name: string, value: string): void; onEnd(hook: (ctx: RequestState) => void): void }): Promise<void> | undefined {
+    const auth = ctx.auth;
+    if (!auth) return undefined;
+    const now = new Date();
+    const decide = (usage: UsageSnapshot) => {
+      const verdict = evaluateRequestQuotas(auth.limits, usage, secondsUntil(usage.period.monthEnd, now));
+      for (const [name, value] of Object.entries(verdict.headers)) ctx.header(name, String(value));
+      if (verdict.exceeded) {
+        this.metrics?.quotaExceeded(verdict.exceeded);
+        throw new GatewayException('quota_exceeded', `The ${verdict.exceeded} quota is used up.`, { quota: verdict.exceeded }, verdict.headers);
+      }
+      ctx.onEnd((done) => this.usage.record(auth.tenantId, { requests: 1, bytesIn: done.bytesIn ?? 0, bytesOut: done.bytesOut ?? 0 }));
+    };
+    const prefetched = this.usage.prefetchedSnapshot(auth.tenantId, now, ctx);
+    if (prefetched) {
+      decide(prefetched);
+      return undefined;
+    }
+    return this.usage.snapshot(auth.tenantId, now, ctx).then(decide);
   }
 
   private decide(request: FastifyRequest, reply: FastifyReply, auth: AuthContext, usage: UsageSnapshot, now: Date): void {

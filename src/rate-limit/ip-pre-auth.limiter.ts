@@ -1,5 +1,5 @@
 import { Injectable, Optional } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
+import type { AuthenticationRequest } from '../common/http/request-context';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
@@ -29,11 +29,12 @@ export class IpPreAuthLimiter implements PreAuthLimiter {
     this.enabled = config.rateLimit.enabled;
   }
 
-  async beforeKeyLookup(request: FastifyRequest): Promise<void> {
+  async beforeKeyLookup(request: AuthenticationRequest): Promise<void> {
     if (!this.enabled || request.gw.ipLimited) return;
     const outcome = await this.store.consume(this.buckets.ip(request.gw.clientIp));
     request.gw.ipLimited = true;
-    rememberPreAuthResults(request, outcome.results);
+    // Keyed by the request context, which Nest routes and the chain share.
+    rememberPreAuthResults(request.gw, outcome.results);
     if (!outcome.allowed) {
       this.metrics?.rateLimited('ip');
       const headers = rateLimitHeaders(outcome);

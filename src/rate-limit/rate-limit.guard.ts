@@ -4,11 +4,12 @@ import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerGuard, type Th
 import { THROTTLER_SKIP } from '@nestjs/throttler/dist/throttler.constants';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayException } from '../common/errors/gateway.exception';
+import type { RequestState } from '../common/http/request-context';
 import { GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { UsageService } from '../usage/usage.service';
 import { RateLimitBuckets, type RateLimitRouteName } from './rate-limit-buckets';
-import { rateLimitHeaders } from './rate-limit-headers';
+import { type HeaderMap, rateLimitHeaders } from './rate-limit-headers';
 import { RATE_LIMIT_ROUTE } from './rate-limit-route.decorator';
 import { applyResponseHeaders, preAuthResultsOf } from './rate-limit.request-state';
 import { TokenBucketThrottlerStorage } from './token-bucket-throttler.storage';
@@ -48,8 +49,19 @@ export class RateLimitGuard extends ThrottlerGuard {
     const http = context.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
-    const { auth, clientIp, ipLimited } = request.gw;
     const route = this.reflector.getAllAndOverride<RateLimitRouteName | undefined>(RATE_LIMIT_ROUTE, targets);
+    await this.admit(request.gw, route, (headers) => applyResponseHeaders(request, reply, headers));
+    return true;
+  }
+
+  /**
+   * The guard's logic without Nest's execution context, for the compiled chain: every bucket of
+   * the request and the read of the tenant's usage in one round trip. `state` is also the key the
+   * quota check finds that read under. Throws the 429 with its headers.
+   */
+  async admit(state: RequestState, route: RateLimitRouteName | undefined, setHeaders: (headers: HeaderMap) => void): Promise<void> {
+    if (!this.enabled) return;
+    const { auth, clientIp, ipLimited } = state;
     const buckets = [
       ...(ipLimited ? [] : this.buckets.ip(clientIp)),
       ...(auth ? this.buckets.tenant(auth.tenantId, auth.limits) : []),
@@ -58,18 +70,17 @@ export class RateLimitGuard extends ThrottlerGuard {
     const now = new Date();
     const read = auth ? this.usage.prefetchRead(auth.tenantId, now) : undefined;
     const outcome = await this.store.consume(buckets, read ? [read] : []);
-    if (auth && read) this.usage.acceptPrefetch(request, auth.tenantId, now, outcome.reads?.[0]);
+    if (auth && read) this.usage.acceptPrefetch(state, auth.tenantId, now, outcome.reads?.[0]);
     const headers = rateLimitHeaders({
       allowed: outcome.allowed,
-      results: [...preAuthResultsOf(request), ...outcome.results],
+      results: [...preAuthResultsOf(state), ...outcome.results],
       retryAfterSeconds: outcome.retryAfterSeconds,
     });
-    applyResponseHeaders(request, reply, headers);
+    setHeaders(headers);
     if (!outcome.allowed) {
       const scope = outcome.deniedScope ?? 'tenant';
       this.metrics?.rateLimited(scope);
       throw new GatewayException('rate_limited', undefined, { scope, retryAfter: outcome.retryAfterSeconds }, headers);
     }
-    return true;
   }
 }

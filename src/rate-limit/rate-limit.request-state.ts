@@ -3,13 +3,13 @@ import type { HeaderMap } from './rate-limit-headers';
 import type { BucketResult } from './token-bucket';
 
 /** The ip bucket's result when it was consumed before the key lookup, for the guard's headers. */
-const preAuthResults = new WeakMap<FastifyRequest, readonly BucketResult[]>();
+const preAuthResults = new WeakMap<object, readonly BucketResult[]>();
 
-export function rememberPreAuthResults(request: FastifyRequest, results: readonly BucketResult[]): void {
+export function rememberPreAuthResults(request: object, results: readonly BucketResult[]): void {
   preAuthResults.set(request, results);
 }
 
-export function preAuthResultsOf(request: FastifyRequest): readonly BucketResult[] {
+export function preAuthResultsOf(request: object): readonly BucketResult[] {
   return preAuthResults.get(request) ?? [];
 }
 

@@ -1,12 +1,12 @@
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { FastifyInstance } from 'fastify';
 import { GatewayConfig } from '../../config/gateway-config';
+import { GatewayContext, contextFor } from '../../gateway/context';
 import { CidrMatcher } from '../net/cidr';
-import { resolveClientIp } from '../net/client-ip';
 import { RandomHexPool } from './random-hex';
-import { RawWithState, RequestState } from './request-context';
+import { RawWithState } from './request-context';
 import { needsSecurityHeaders, applySecurityHeaders } from './security-headers';
-import { requestIdFor, traceContextFor } from './request-id';
+import { requestIdFor } from './request-id';
 
 export function createFastifyAdapter(config: GatewayConfig): FastifyAdapter {
   return new FastifyAdapter({
@@ -29,16 +29,9 @@ export function installRequestHooks(fastify: FastifyInstance, config: GatewayCon
   const trustedProxies = new CidrMatcher(config.server.trustedProxies);
   const random = new RandomHexPool();
   const ids = { span: () => random.next(8), trace: () => random.next(16) };
-  fastify.decorateRequest('gw', null as unknown as RequestState);
+  fastify.decorateRequest('gw', null as unknown as GatewayContext);
   fastify.addHook('onRequest', (request, reply, done) => {
-    const trace = traceContextFor(request.headers.traceparent, ids);
-    const state: RequestState = {
-      requestId: request.id,
-      clientIp: resolveClientIp(request.raw.socket.remoteAddress, request.headers['x-forwarded-for'], trustedProxies),
-      startedAt: process.hrtime.bigint(),
-      traceId: trace.traceId,
-      traceparent: trace.traceparent,
-    };
+    const state = contextFor(request.raw, request.id, trustedProxies, ids);
     request.gw = state;
     (request.raw as RawWithState).gw = state;
     reply.header('x-request-id', request.id);

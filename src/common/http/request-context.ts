@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 /** A tenant's limits after its per-tenant overrides are applied to its plan. */
 export interface EffectiveLimits {
@@ -52,8 +52,19 @@ export interface RequestState {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    gw: RequestState;
+    /** The request's context (src/gateway/context.ts), created by the first request hook. */
+    gw: import('../../gateway/context').GatewayContext;
   }
+}
+
+/**
+ * What authentication reads of a request: its headers, its query (the optional `api_key`) and its
+ * state. A Fastify request satisfies it on Nest routes, the gateway context on proxied ones.
+ */
+export interface AuthenticationRequest {
+  readonly headers: IncomingHttpHeaders;
+  readonly query?: unknown;
+  readonly gw: RequestState;
 }
 
 export type RawWithState = IncomingMessage & { gw?: RequestState };

@@ -1,0 +1,51 @@
+import { plainToInstance } from 'class-transformer';
+import { RouteConfig, UpstreamConfig, routeProblems, staticPrefixOf } from './routes.config';
+
+const route = (plain: Record<string, unknown>) => plainToInstance(RouteConfig, { name: 'r', path: '/api/*', upstream: 'users', ...plain });
+const upstreams = { users: plainToInstance(UpstreamConfig, { backends: [{ name: 'u1', url: 'http://127.0.0.1:1' }] }) };
+
+describe('routeProblems', () => {
+  it('accepts a valid table', () => {
+    expect(routeProblems([route({ stripPrefix: '/api' })], upstreams, false)).toEqual([]);
+  });
+
+  it('names every cross-key problem with its key', () => {
+    const problems = routeProblems(
+      [route({ upstream: 'nope' }), route({ name: 'proxy' }), route({ name: 'b', stripPrefix: '/other' }), route({ name: 'c', auth: 'jwt', path: '/c' }), route({ name: 'd', path: '/d/*/x' })],
+      upstreams,
+      false,
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'routes[0].upstream: no upstream named "nope"',
+        'routes[1].name: "proxy" is taken by another route',
+        expect.stringMatching(/^routes\[2\]\.stripPrefix: "\/other" is not a prefix/),
+        'routes[3].auth: jwt needs auth.jwt to be configured',
+        'routes[4].path: Wildcard must be the last character in the route',
+      ]),
+    );
+  });
+
+  it('refuses routes that take over the image paths, and upstreams without exactly one source of backends', () => {
+    expect(routeProblems([route({ path: '/i/*' })], upstreams, false)).toEqual(['routes[0].path: /i/* is an image route']);
+    const both = plainToInstance(UpstreamConfig, { backends: [{ name: 'a', url: 'http://x' }], discovery: { dns: 'x.internal', port: 80 } });
+    const srvAndDns = plainToInstance(UpstreamConfig, { discovery: { dns: 'x.internal', srv: '_http._tcp.x', port: 80 } });
+    expect(routeProblems([], { both, srvAndDns }, false)).toEqual([
+      'upstreams.both: needs exactly one of backends or discovery',
+      'upstreams.srvAndDns.discovery: needs exactly one of dns or srv',
+    ]);
+  });
+
+  it('keeps the imgproxy upstream to its pool settings', () => {
+    const imgproxy = plainToInstance(UpstreamConfig, { backends: [{ name: 'a', url: 'http://x' }] });
+    expect(routeProblems([], { imgproxy }, false)[0]).toMatch(/^upstreams\.imgproxy: its backends come from BACKENDS/);
+  });
+});
+
+describe('staticPrefixOf', () => {
+  it('stops at the first parameter or wildcard', () => {
+    expect(staticPrefixOf('/api/users/:id')).toBe('/api/users/');
+    expect(staticPrefixOf('/api/*')).toBe('/api/');
+    expect(staticPrefixOf('/health')).toBe('/health');
+  });
+});

@@ -1,0 +1,188 @@
+import { type FSWatcher, watch } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { basename, dirname } from 'node:path';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
+import { GatewayException } from '../common/errors/gateway.exception';
+import { ConfigError, type ConfigSource } from '../config/config.loader';
+import { CONFIG_SOURCE } from '../config/config.module';
+import { GatewayConfig } from '../config/gateway-config';
+import { GatewayMetrics } from '../metrics/gateway-metrics.service';
+import type { GatewayContext } from './context';
+import { PluginRegistry } from './plugin-registry';
+import { writeRefusal } from './refusal-writer';
+import { type CompileOptions, compileRouteTable } from './routes.loader';
+import type { RouteTable } from './route-table';
+
+/** Route label of requests no route matched (probes of random paths). */
+export const UNMATCHED_ROUTE = 'unmatched';
+
+/** The parts of the configuration a reload applies; everything else needs a restart. */
+const LIVE_KEYS = ['routes', 'upstreams', 'imageRoutes', 'auth'] as const;
+type LiveKey = (typeof LIVE_KEYS)[number];
+
+/** Told of a configuration a reload is about to serve, before its route table goes live. */
+export type ReloadListener = (next: GatewayConfig) => void;
+
+export type ReloadOutcome = { ok: true; version: number } | { ok: false; problems: string[] };
+
+/**
+ * Holds the live route table and serves every proxied request from it. The table is immutable
+ * and replaced whole: a reload (the config file changed, SIGHUP, or the admin API) reads and
+ * validates the configuration, compiles a new table off the request path and swaps the
+ * reference; requests already running keep the route they matched. A configuration that does
+ * not validate is refused with its problems logged, and the old table stays.
+ */
+@Injectable()
+export class GatewayService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('Routes');
+  private table?: RouteTable;
+  private version = 0;
+  private readonly listeners: ReloadListener[] = [];
+  private readonly watchers: FSWatcher[] = [];
+  private debounce?: NodeJS.Timeout;
+  private reloading?: Promise<ReloadOutcome>;
+  private reloadAgain = false;
+  private readonly onHangup = () => void this.reload('SIGHUP');
+  private compileOptions: CompileOptions = {};
+
+  constructor(
+    private readonly plugins: PluginRegistry,
+    private readonly config: GatewayConfig,
+    @Optional() @Inject(CONFIG_SOURCE) private readonly source: ConfigSource | null,
+    @Optional() private readonly metrics?: GatewayMetrics,
+  ) {}
+
+  /** Every plugin has registered by now (their modules initialise first). */
+  onApplicationBootstrap(): void {
+    this.table = compileRouteTable(this.config, this.plugins, ++this.version, this.compileOptions);
+    if (!this.source) return;
+    process.on('SIGHUP', this.onHangup);
+    if (this.config.server.watchConfigFiles) this.watch(this.source.files);
+  }
+
+  onApplicationShutdown(): void {
+    process.off('SIGHUP', this.onHangup);
+    for (const watcher of this.watchers) watcher.close();
+    clearTimeout(this.debounce);
+  }
+
+  /** Per-step CPU counters in every chain from now on (the benchmark). */
+  enableStepTimings(): void {
+    this.compileOptions = { timed: true };
+    this.table = compileRouteTable(this.config, this.plugins, ++this.version, this.compileOptions);
+  }
+
+  /** The live table (for the admin API, the WebSocket entry and the benchmark). */
+  current(): RouteTable {
+    if (!this.table) throw new Error('the route table is built at application bootstrap');
+    return this.table;
+  }
+
+  /** Runs before a new configuration goes live (upstream pools follow it). */
+  onReload(listener: ReloadListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Serves one proxied request: match, then the route's chain; answers 404/405 itself. */
+  handle(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): void {
+    ctx.req = req;
+    ctx.res = res;
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const match = this.current().match(req.method ?? 'GET', query === -1 ? url : url.slice(0, query));
+    if (match.kind === 'route') {
+      const route = match.route;
+      ctx.compiled = route;
+      ctx.route = route.spec.name;
+      ctx.routeTemplate = route.spec.path;
+      ctx.params = match.params;
+      route.chain.run(ctx);
+      return;
+    }
+    ctx.routeTemplate = UNMATCHED_ROUTE;
+    writeRefusal(
+      ctx,
+      match.kind === 'none'
+        ? new GatewayException('not_found', 'No route matches this path.')
+        : new GatewayException('method_not_allowed', `This route answers ${match.allow}.`, { allow: match.allow }, { allow: match.allow }),
+    );
+  }
+
+  /**
+   * Reads the configuration again and, if it validates and compiles, makes it live. Concurrent
+   * calls share one reload, and a call that arrives during one runs once more after it.
+   */
+  reload(reason: string): Promise<ReloadOutcome> {
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return this.reloading;
+    }
+    this.reloading = (async () => {
+      let outcome: ReloadOutcome;
+      do {
+        this.reloadAgain = false;
+        outcome = this.reloadOnce(reason);
+      } while (this.reloadAgain);
+      return outcome;
+    })().finally(() => (this.reloading = undefined));
+    return this.reloading;
+  }
+
+  private reloadOnce(reason: string): ReloadOutcome {
+    if (!this.source) return { ok: false, problems: ['this instance was configured in code, not from files'] };
+    let next: GatewayConfig;
+    let table: RouteTable;
+    try {
+      next = this.source.load();
+      table = compileRouteTable(next, this.plugins, this.version + 1, this.compileOptions);
+    } catch (error) {
+      const problems = error instanceof ConfigError ? error.problems : [(error as Error).message];
+      this.metrics?.configReloaded('failure');
+      this.logger.error({ reason, problems }, `configuration reload refused, the current routes stay: ${problems.join('; ')}`);
+      return { ok: false, problems };
+    }
+    const restartNeeded = changedKeysNeedingRestart(this.config, next);
+    for (const listener of this.listeners) listener(next);
+    for (const key of LIVE_KEYS) (this.config as unknown as Record<LiveKey, unknown>)[key] = (next as unknown as Record<LiveKey, unknown>)[key];
+    this.version = table.version;
+    this.table = table;
+    this.metrics?.configReloaded('success');
+    this.logger.log({ reason, version: table.version, routes: table.routes.length }, `configuration reloaded (${reason}): route table v${table.version}`);
+    if (restartNeeded.length > 0) this.logger.warn({ keys: restartNeeded }, `changed keys that apply only after a restart: ${restartNeeded.join(', ')}`);
+    return { ok: true, version: table.version };
+  }
+
+  /** Watches the directories (editors replace files by rename) and debounces bursts of events. */
+  private watch(files: readonly string[]): void {
+    const byDirectory = new Map<string, Set<string>>();
+    for (const file of files) {
+      const names = byDirectory.get(dirname(file)) ?? new Set<string>();
+      names.add(basename(file));
+      byDirectory.set(dirname(file), names);
+    }
+    for (const [directory, names] of byDirectory) {
+      try {
+        const watcher = watch(directory, (_event, name) => {
+          if (name !== null && !names.has(String(name))) return;
+          clearTimeout(this.debounce);
+          this.debounce = setTimeout(() => void this.reload('file change'), 200);
+        });
+        watcher.on('error', (error) => this.logger.warn(`watching ${directory} stopped: ${error.message}`));
+        watcher.unref();
+        this.watchers.push(watcher);
+      } catch (error) {
+        this.logger.warn(`cannot watch ${directory} for configuration changes: ${(error as Error).message}`);
+      }
+    }
+  }
+}
+
+/** Top-level keys whose values differ, outside what a reload applies. */
+function changedKeysNeedingRestart(current: GatewayConfig, next: GatewayConfig): string[] {
+  const changed: string[] = [];
+  for (const key of Object.keys(next) as (keyof GatewayConfig)[]) {
+    if ((LIVE_KEYS as readonly string[]).includes(key)) continue;
+    if (JSON.stringify(current[key]) !== JSON.stringify(next[key])) changed.push(key);
+  }
+  return changed;
+}

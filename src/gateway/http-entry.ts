@@ -1,0 +1,127 @@
+import type { IncomingMessage, Server } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { FastifyInstance } from 'fastify';
+import { GatewayException } from '../common/errors/gateway.exception';
+import { requestIdFor } from '../common/http/request-id';
+import { RandomHexPool } from '../common/http/random-hex';
+import { CidrMatcher } from '../common/net/cidr';
+import { GatewayConfig } from '../config/gateway-config';
+import { type GatewayContext, contextFor } from './context';
+import { GatewayService, UNMATCHED_ROUTE } from './gateway.service';
+import { PluginRegistry } from './plugin-registry';
+
+/** Methods the catch-all takes; TRACE too, so it is refused in the catalogue's shape (405). */
+const CATCH_ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'];
+
+/**
+ * Where proxied traffic enters: one Fastify catch-all route (`/*`, every method) that hands the
+ * raw request and response to the route table. Fastify's router prefers static and parametric
+ * routes over a wildcard, so Nest's own routes (/admin, /api/v1, /docs, /health, /metrics) keep
+ * winning. The catch-all lives in its own encapsulated context whose only body parser hands the
+ * stream over untouched: proxied bodies are never parsed or buffered, while the admin API keeps
+ * its JSON parser and limits. The reply is hijacked: the chain writes to the raw response once.
+ *
+ * WebSocket upgrades and CONNECT never reach Fastify; they are taken from the HTTP server here.
+ */
+@Injectable()
+export class GatewayHttpEntry implements OnModuleInit {
+  private readonly logger = new Logger('Gateway');
+  private readonly trustedProxies: CidrMatcher;
+  private readonly ids = (() => {
+    const random = new RandomHexPool();
+    return { span: () => random.next(8), trace: () => random.next(16) };
+  })();
+
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly gateway: GatewayService,
+    private readonly plugins: PluginRegistry,
+    config: GatewayConfig,
+  ) {
+    this.trustedProxies = new CidrMatcher(config.server.trustedProxies);
+  }
+
+  onModuleInit(): void {
+    const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
+    void fastify.register(async (scope) => {
+      scope.removeAllContentTypeParsers();
+      scope.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+      scope.route({
+        method: CATCH_ALL_METHODS,
+        url: '/*',
+        handler: (request, reply) => {
+          reply.hijack();
+          this.gateway.handle(request.gw, request.raw, reply.raw);
+        },
+      });
+    });
+    const server = fastify.server as Server;
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+    server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      const ctx = contextFor(req, requestIdFor(req), this.trustedProxies, this.ids);
+      writeToSocket(socket, ctx, new GatewayException('method_not_allowed', 'CONNECT is never proxied.', {}, { allow: 'GET, HEAD' }));
+    });
+  }
+
+  /**
+   * A WebSocket upgrade: the route must say `websocket: true`; its access steps (authentication,
+   * IP lists, limits, quota) run as for any request, then the socket is piped to a backend.
+   */
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const ctx = contextFor(req, requestIdFor(req), this.trustedProxies, this.ids);
+    ctx.req = req;
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const match = this.gateway.current().match(req.method ?? 'GET', query === -1 ? url : url.slice(0, query));
+    if (match.kind !== 'route' || !match.route.spec.websocket) {
+      ctx.routeTemplate = match.kind === 'route' ? match.route.spec.path : UNMATCHED_ROUTE;
+      const refusal =
+        match.kind === 'none'
+          ? new GatewayException('not_found', 'No route matches this path.')
+          : new GatewayException('validation_failed', 'This route does not accept WebSocket upgrades.');
+      writeToSocket(socket, ctx, refusal);
+      return;
+    }
+    const route = match.route;
+    ctx.compiled = route;
+    ctx.route = route.spec.name;
+    ctx.routeTemplate = route.spec.path;
+    ctx.params = match.params;
+    route.chain
+      .admit(ctx)
+      .then((refusal) => {
+        if (refusal) writeToSocket(socket, ctx, refusal);
+        else this.plugins.upgradeHandler()(ctx, socket, head);
+      })
+      .catch((error: unknown) => {
+        if (error instanceof GatewayException) return writeToSocket(socket, ctx, error);
+        this.logger.error({ requestId: ctx.requestId, err: (error as Error).message }, 'websocket upgrade failed');
+        writeToSocket(socket, ctx, new GatewayException('internal_error'));
+      });
+  }
+}
+
+/** A refusal in the catalogue's shape on a socket no HTTP response object owns (upgrade, CONNECT). */
+export function writeToSocket(socket: Duplex, ctx: GatewayContext, refusal: GatewayException): void {
+  if (socket.destroyed) return;
+  const status = refusal.getStatus();
+  ctx.gatewayStatus = status;
+  const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message, requestId: ctx.requestId, ...refusal.extras } });
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`];
+  const decided = ctx.replyHeaders;
+  for (let i = 0; i < decided.length; i += 2) lines.push(`${decided[i]}: ${decided[i + 1]}`);
+  for (const name in refusal.headers) lines.push(`${name}: ${refusal.headers[name]}`);
+  lines.push(
+    `x-request-id: ${ctx.requestId}`,
+    'content-type: application/json; charset=utf-8',
+    `content-length: ${Buffer.byteLength(body)}`,
+    'x-content-type-options: nosniff',
+    'cache-control: no-store',
+    'connection: close',
+  );
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}

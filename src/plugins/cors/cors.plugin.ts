@@ -1,0 +1,76 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { GatewayException } from '../../common/errors/gateway.exception';
+import type { GatewayContext } from '../../gateway/context';
+import { type CompiledSteps, type GatewayPlugin, HANDLED, PRIORITY } from '../../gateway/plugin';
+import { PluginRegistry } from '../../gateway/plugin-registry';
+import { type RouteSpec, allowedMethods } from '../../gateway/route-spec';
+import { CorsPolicy } from './cors-policy';
+
+/**
+ * `cors:` on a route (image routes included). Runs first (Kong's priority 2000): a browser's
+ * preflight carries no credentials, so it is answered here, before authentication, with 204 and
+ * the allow headers, or none for a disallowed origin. An actual request from an allowed origin
+ * gets `Access-Control-Allow-Origin` on whatever answer is written, refusals included, so a page
+ * can read the error; `Vary: Origin` is merged into the response's own Vary.
+ */
+@Injectable()
+export class CorsPlugin implements GatewayPlugin, OnModuleInit {
+  readonly name = 'cors';
+  readonly priority = PRIORITY.cors;
+
+  constructor(private readonly registry: PluginRegistry) {}
+
+  onModuleInit(): void {
+    this.registry.register(this);
+  }
+
+  compile(route: RouteSpec): CompiledSteps | undefined {
+    if (!route.cors) return undefined;
+    const policy = new CorsPolicy(route.cors, allowedMethods({ methods: route.methods, cors: undefined }));
+    const optionsProxied = route.methods.includes('OPTIONS');
+    const allow = allowedMethods(route).join(', ');
+    return {
+      access: (ctx: GatewayContext) => {
+        const req = ctx.req!;
+        const origin = req.headers.origin;
+        if (req.method === 'OPTIONS') {
+          const method = req.headers['access-control-request-method'];
+          if (origin !== undefined && typeof method === 'string') {
+            answerPreflight(ctx, policy.preflight({ origin, method, headers: joined(req.headers['access-control-request-headers']) }));
+            return HANDLED;
+          }
+          if (!optionsProxied) return new GatewayException('method_not_allowed', `This route answers ${allow}.`, { allow }, { allow });
+        }
+        if (origin === undefined) return undefined;
+        const headers = policy.actual(origin);
+        if (headers) for (let i = 0; i < headers.length; i += 2) ctx.header(headers[i], headers[i + 1]);
+        return undefined;
+      },
+      response: (ctx: GatewayContext, _status: number, headers: OutgoingHttpHeaders) => {
+        if (ctx.req!.headers.origin !== undefined) headers.vary = mergeVary(headers.vary, 'Origin');
+      },
+    };
+  }
+}
+
+function answerPreflight(ctx: GatewayContext, headers: string[]): void {
+  const res = ctx.res!;
+  ctx.gatewayStatus = 204;
+  const out: OutgoingHttpHeaders = { 'x-request-id': ctx.requestId, 'content-length': 0 };
+  for (let i = 0; i < headers.length; i += 2) out[headers[i]] = headers[i + 1];
+  res.writeHead(204, out);
+  res.end();
+}
+
+function joined(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** Adds `name` to a Vary value unless it is already there (or the value is `*`). */
+export function mergeVary(current: OutgoingHttpHeaders[string], name: string): string {
+  const text = Array.isArray(current) ? current.join(', ') : current === undefined ? '' : String(current);
+  if (text.trim() === '') return name;
+  const names = text.split(',').map((part) => part.trim().toLowerCase());
+  return names.includes('*') || names.includes(name.toLowerCase()) ? text : `${text}, ${name}`;
+}

@@ -1,0 +1,52 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import type { GatewayContext } from '../../gateway/context';
+import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
+import { PluginRegistry } from '../../gateway/plugin-registry';
+import type { RouteSpec } from '../../gateway/route-spec';
+import { ImgproxyUrlService } from '../../imgproxy/imgproxy-url.service';
+import type { SignedModeImgproxyPath } from '../../signing/imgproxy-url';
+
+/**
+ * The image routes' rewrite: the tenant's source sandbox applied to the imgproxy URL, then the
+ * URL re-signed with the backends' own key, so backends only ever see URLs the gateway signed.
+ * Header mode parses the URL here; signed mode takes the path the signature step verified.
+ */
+@Injectable()
+export class ImgproxyRewritePlugin implements GatewayPlugin, OnModuleInit {
+  readonly name = 'imgproxy-rewrite';
+  readonly priority = PRIORITY.imgproxyRewrite;
+
+  constructor(
+    private readonly registry: PluginRegistry,
+    private readonly urls: ImgproxyUrlService,
+  ) {}
+
+  onModuleInit(): void {
+    this.registry.register(this);
+  }
+
+  compile(route: RouteSpec): CompiledSteps | undefined {
+    const urls = this.urls;
+    if (route.kind === 'image-header') {
+      return {
+        access: (ctx: GatewayContext) => {
+          const upstream = urls.rewriteHeaderModeUrl(ctx.req!.url ?? '', ctx.auth!);
+          ctx.upstreamPath = upstream.upstreamPath;
+          ctx.upstreamHeaders = upstream.extraHeaders;
+          return undefined;
+        },
+      };
+    }
+    if (route.kind === 'image-signed') {
+      return {
+        access: (ctx: GatewayContext) => {
+          const upstream = urls.upstreamFor(ctx.image as SignedModeImgproxyPath, ctx.auth!);
+          ctx.upstreamPath = upstream.upstreamPath;
+          ctx.upstreamHeaders = upstream.extraHeaders;
+          return undefined;
+        },
+      };
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,5 @@
+import { Module } from '@nestjs/common';
+import { TransformPlugin } from './transform.plugin';
+
+@Module({ providers: [TransformPlugin] })
+export class TransformModule {}
