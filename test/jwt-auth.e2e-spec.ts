@@ -32,8 +32,12 @@ class JwtProbeController {
   }
 }
 
+function jwtConfig(jwksUrl: string) {
+  return parseJwtAuthConfig({ algorithms: ['HS256', 'RS256'], secret: SECRET, jwksUrl, issuer: ISSUER, audience: AUDIENCE });
+}
+
 function probeModule(jwksUrl: string): Type {
-  const config = parseJwtAuthConfig({ algorithms: ['HS256', 'RS256'], secret: SECRET, jwksUrl, issuer: ISSUER, audience: AUDIENCE });
+  const config = jwtConfig(jwksUrl);
   @Module({ imports: [JwtAuthModule.forRoot(config)], controllers: [JwtProbeController] })
   class JwtProbeModule {}
   return JwtProbeModule;
@@ -209,5 +213,22 @@ describe('JWT authentication (e2e)', () => {
     expect(await eventually(authOnB, 'ok:50')).toBe('ok:50');
     expect((await a.admin(`/admin/v1/tenants/${tenant.tenantId}`, { method: 'PATCH', json: { rateLimits: { perMinute: 99 } } })).status).toBe(200);
     expect(await eventually(authOnB, 'ok:99')).toBe('ok:99');
+  });
+
+  it('takes a new auth.jwt without a restart', async () => {
+    const tenant = await createTenantWithKey(b);
+    const before = await hs256({ tenant: tenant.tenantId });
+    expect(await reasonOn(jwtB, before)).toBe('ok');
+    const rotated = 'a-rotated-hs256-secret-of-at-least-32-bytes';
+    jwtB.reconfigure(parseJwtAuthConfig({ algorithms: ['HS256'], secret: rotated, issuer: ISSUER, audience: AUDIENCE }));
+    try {
+      // The verdict cached under the old configuration went with it.
+      expect(await reasonOn(jwtB, before)).toBe('jwt_bad_signature');
+      const after = await new SignJWT(claimsOf({ tenant: tenant.tenantId })).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(rotated));
+      expect(await reasonOn(jwtB, after)).toBe('ok');
+      expect(await reasonOn(jwtB, await rs256({ tenant: tenant.tenantId }))).toBe('jwt_bad_algorithm');
+    } finally {
+      jwtB.reconfigure(jwtConfig(jwks.url));
+    }
   });
 });

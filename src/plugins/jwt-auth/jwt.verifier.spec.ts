@@ -300,6 +300,16 @@ describe('JwtVerifier token cache', () => {
     expect(verifier.stats().cachedTokens).toBe(1);
   });
 
+  it('verifies a token sent on many parallel requests once', async () => {
+    const verifier = cachingVerifier();
+    const token = await sign();
+    const verdicts = await Promise.all(Array.from({ length: 10 }, () => verifier.verify(token)));
+    const first = verdicts[0];
+    expect(first.ok).toBe(true);
+    // One verification made one frozen object; ten would have made ten.
+    for (const verdict of verdicts) expect(verdict.ok && first.ok && verdict.token === first.token).toBe(true);
+  });
+
   it('never caches a refusal, nor serves a cached token past exp + skew', async () => {
     const verifier = cachingVerifier({ tokenCacheSeconds: 300 });
     const expiring = await sign({ exp: seconds() + 5 });

@@ -3,6 +3,7 @@ import type { Logger } from '@nestjs/common';
 import { errors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWSHeaderParameters, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import type { ApiKeyScope } from '../../auth/api-key-scopes';
 import { LruCache } from '../../auth/lru-cache';
+import { SingleFlight } from '../../auth/single-flight';
 import { JwksKeySet, JwksUnavailableError, type JwksStats } from './jwks-key-set';
 import { isHmacAlgorithm, type JwtAuthConfig } from './jwt-auth.config';
 import type { JwtRefusalReason } from './jwt-refusal';
@@ -46,13 +47,15 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  *
  * A verified token is cached by the SHA-256 of its bytes until min(exp + skew, tokenCacheSeconds),
  * so a client reusing its token costs a hash and a map lookup instead of a signature check;
- * the cache is emptied when the key set changes.
+ * parallel requests with one new token share one check; the cache is emptied when the key set
+ * changes.
  */
 export class JwtVerifier {
   private readonly options: JWTVerifyOptions;
   private readonly hmacKey?: Promise<CryptoKey>;
   private readonly jwks?: JwksKeySet;
   private readonly verdicts?: LruCache<string, CachedVerdict>;
+  private readonly flight = new SingleFlight<string, JwtVerification>();
   private readonly now: () => number;
   private readonly skewMs: number;
   private readonly tenantClaim: string;
@@ -88,7 +91,10 @@ export class JwtVerifier {
     if (config.tokenCacheSeconds > 0) {
       this.verdicts = new LruCache(config.tokenCacheMaxEntries, config.tokenCacheSeconds * 1000, this.now);
       // A token verified with a key that left the set must be checked again.
-      this.jwks?.onChange(() => this.verdicts?.clear());
+      this.jwks?.onChange(() => {
+        this.verdicts?.clear();
+        this.flight.forget();
+      });
     }
   }
 
@@ -115,7 +121,8 @@ export class JwtVerifier {
       if (cached.validUntil > this.now()) return { ok: true, token: cached.token };
       this.verdicts.delete(digest);
     }
-    return this.check(token, digest);
+    // A client sending one fresh token on many parallel requests pays for one signature check.
+    return this.flight.run(digest, () => this.check(token, digest));
   }
 
   stats(): { cachedTokens: number; jwks?: JwksStats } {
