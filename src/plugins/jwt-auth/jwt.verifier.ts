@@ -27,7 +27,8 @@ export interface JwtVerifierOptions {
 }
 
 interface CachedVerdict {
-  token: VerifiedJwt;
+  /** Returned as is on a hit: no allocation per request. */
+  verdict: JwtVerification & { ok: true };
   /** `exp` plus the skew, in ms: the verdict holds no longer than a fresh check would. */
   validUntil: number;
 }
@@ -118,7 +119,7 @@ export class JwtVerifier {
     const digest = createHash('sha256').update(token).digest('base64url');
     const cached = this.verdicts.get(digest);
     if (cached) {
-      if (cached.validUntil > this.now()) return { ok: true, token: cached.token };
+      if (cached.validUntil > this.now()) return cached.verdict;
       this.verdicts.delete(digest);
     }
     // A client sending one fresh token on many parallel requests pays for one signature check.
@@ -144,10 +145,9 @@ export class JwtVerifier {
       claims: Object.freeze(payload),
       scopes: scopesFromClaims(payload),
     });
-    if (this.verdicts && digest) {
-      this.verdicts.set(digest, { token: verified, validUntil: (payload.exp as number) * 1000 + this.skewMs });
-    }
-    return { ok: true, token: verified };
+    const verdict = Object.freeze({ ok: true as const, token: verified });
+    if (this.verdicts && digest) this.verdicts.set(digest, { verdict, validUntil: (payload.exp as number) * 1000 + this.skewMs });
+    return verdict;
   }
 
   private async verifySignatureAndClaims(token: string): Promise<JWTPayload> {
