@@ -19,6 +19,7 @@ import { PlansModule } from './plans/plans.module';
 import { CorsModule } from './plugins/cors/cors.module';
 import { ImgproxyRewriteModule } from './plugins/imgproxy-rewrite/imgproxy-rewrite.module';
 import { IpRestrictionModule } from './plugins/ip-restriction/ip-restriction.module';
+import { JwtAuthModule } from './plugins/jwt-auth/jwt-auth.module';
 import { KeyAuthModule } from './plugins/key-auth/key-auth.module';
 import { QuotaModule } from './plugins/quota/quota.module';
 import { RateLimitingModule } from './plugins/rate-limiting/rate-limiting.module';
@@ -68,6 +69,7 @@ export class AppModule {
         GatewayModule,
         CorsModule,
         KeyAuthModule,
+        JwtAuthModule.forRoot(config.auth.jwt),
         SignedUrlModule,
         IpRestrictionModule,
         RateLimitingModule,

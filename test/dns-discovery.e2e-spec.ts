@@ -1,6 +1,6 @@
 import { plainToInstance } from 'class-transformer';
 import { BackendPool } from '../src/proxy/backend-state/backend-pool';
-import { DiscoveryConfig } from '../src/upstreams/discovery/discovery.config';
+import { DiscoveryConfig } from '../src/config/discovery.config';
 import { toBackendConfig, type DiscoveredTarget } from '../src/upstreams/discovery/discovered-targets';
 import { DnsDiscovery, type DiscoveryOutcome } from '../src/upstreams/discovery/dns-discovery';
 import { DnsServer } from './support/dns-server';

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Controller, Get, Module, Req, UseGuards, type Type } from '@nestjs/common';
+import { Controller, Get, Module, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { SignJWT, type JWTPayload } from 'jose';
 import { RequireScope } from '../src/auth/require-scope.decorator';
-import { parseJwtAuthConfig } from '../src/plugins/jwt-auth/jwt-auth.config';
+import { parseJwtAuthConfig } from '../src/config/jwt-auth.config';
 import { JwtAuthGuard } from '../src/plugins/jwt-auth/jwt-auth.guard';
-import { JwtAuthModule } from '../src/plugins/jwt-auth/jwt-auth.module';
 import { JwtAuthService, type JwtCheck } from '../src/plugins/jwt-auth/jwt-auth.service';
 import { JwksServer, signingKey, type SigningKey } from './support/jwks-server';
 import { createTenantWithKey } from './support/tenants';
@@ -32,16 +31,17 @@ class JwtProbeController {
   }
 }
 
-function jwtConfig(jwksUrl: string) {
-  return parseJwtAuthConfig({ algorithms: ['HS256', 'RS256'], secret: SECRET, jwksUrl, issuer: ISSUER, audience: AUDIENCE });
+function jwtPlain(jwksUrl: string) {
+  return { algorithms: ['HS256', 'RS256'], secret: SECRET, jwksUrl, issuer: ISSUER, audience: AUDIENCE };
 }
 
-function probeModule(jwksUrl: string): Type {
-  const config = jwtConfig(jwksUrl);
-  @Module({ imports: [JwtAuthModule.forRoot(config)], controllers: [JwtProbeController] })
-  class JwtProbeModule {}
-  return JwtProbeModule;
+function jwtConfig(jwksUrl: string) {
+  return parseJwtAuthConfig(jwtPlain(jwksUrl));
 }
+
+/** A Nest route behind JwtAuthGuard; the gateway's own JwtAuthModule (auth.jwt) provides the guard. */
+@Module({ controllers: [JwtProbeController] })
+class JwtProbeModule {}
 
 /**
  * JWT callers against the real gateway, PostgreSQL and Redis: tenants made through the admin API
@@ -88,9 +88,9 @@ describe('JWT authentication (e2e)', () => {
     rsa = await signingKey('RS256', 'e2e-1');
     jwks = await JwksServer.start();
     jwks.keys = [rsa.jwk];
-    const module = probeModule(jwks.url);
-    a = await createTestApp({ imports: [module] });
-    b = await createTestApp({ database: a.database, redisPrefix: a.redisPrefix, imports: [module] });
+    const config = { auth: { jwt: jwtPlain(jwks.url) } };
+    a = await createTestApp({ config, imports: [JwtProbeModule] });
+    b = await createTestApp({ config, database: a.database, redisPrefix: a.redisPrefix, imports: [JwtProbeModule] });
     jwtA = a.app.get(JwtAuthService);
     jwtB = b.app.get(JwtAuthService);
   });

@@ -4,19 +4,24 @@ import { Agent, request } from 'undici';
 import { GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import type { BackendConfig } from '../proxy/backend-state/backend-pool';
-import { BackendRegistry } from './backend-registry.service';
+import { BackendRegistry, type HealthCheckSettings } from './backend-registry.service';
 import { BackendRepository } from './backend.repository';
 import { joinUrl } from './backend-url';
 
 const CHECK_INTERVAL = 'backend-health-checks';
 /** A health answer is a few bytes; anything longer is read no further. */
 const MAX_HEALTH_BODY = 64 * 1024;
+/** How often the prober looks for backends whose check is due (intervals are whole seconds). */
+const TICK_MS = 1_000;
+/** A check due within this much of the tick still runs on it, so 1 s intervals do not slip to 2 s. */
+const DUE_SLACK_MS = 100;
 
 /**
- * Active health checks (docs/proxy-and-backends.md): every `healthCheck.intervalSeconds`, `GET <path>` on each
- * enabled backend; 2xx within `timeoutSeconds` passes. Thresholds live in the pool's
- * HealthTracker; on a transition this logs, sets the metric and persists `is_healthy`. A backend
- * new to this instance is checked at once, so it does not wait a whole interval.
+ * Active health checks (docs/proxy-and-backends.md): `GET <path>` on each enabled backend at its
+ * upstream's interval (`healthCheck` for the imgproxy pools, an upstream's own `healthCheck` for a
+ * configured one, none when it has none); 2xx within the timeout passes. Thresholds live in the
+ * pool's HealthTracker; on a transition this logs, sets the metric and, for table backends,
+ * persists `is_healthy`. A backend new to this instance is checked at once.
  *
  * Checks use their own connection agent, so a backend whose request pool is saturated by image
  * traffic is still judged by whether it answers, not by our queue.
@@ -27,6 +32,8 @@ export class BackendProber implements OnApplicationBootstrap, OnApplicationShutd
   private readonly agent: Agent;
   private readonly running = new Set<string>();
   private readonly seen = new Set<string>();
+  /** When each backend's last check started (epoch ms). */
+  private readonly lastStarted = new Map<string, number>();
   private unsubscribe?: () => void;
   private stopped = false;
 
@@ -34,7 +41,7 @@ export class BackendProber implements OnApplicationBootstrap, OnApplicationShutd
     private readonly registry: BackendRegistry,
     private readonly repository: BackendRepository,
     private readonly scheduler: SchedulerRegistry,
-    private readonly config: GatewayConfig,
+    config: GatewayConfig,
     @Optional() private readonly metrics?: GatewayMetrics,
   ) {
     const timeout = config.healthCheck.timeoutSeconds * 1000;
@@ -51,7 +58,7 @@ export class BackendProber implements OnApplicationBootstrap, OnApplicationShutd
     const loaded = this.registry.backends();
     for (const b of loaded) this.seen.add(b.id);
     if (loaded.length > 0) void this.checkRound(loaded);
-    const timer = setInterval(() => void this.checkRound(this.registry.backends()), this.config.healthCheck.intervalSeconds * 1000);
+    const timer = setInterval(() => void this.checkRound(this.due()), TICK_MS);
     timer.unref();
     this.scheduler.addInterval(CHECK_INTERVAL, timer);
   }
@@ -63,20 +70,31 @@ export class BackendProber implements OnApplicationBootstrap, OnApplicationShutd
     await this.agent.destroy();
   }
 
+  /** Backends whose interval has passed since their last check. */
+  private due(): BackendConfig[] {
+    const now = Date.now();
+    return this.registry.backends().filter((backend) => {
+      const settings = this.registry.healthCheckOf(backend);
+      return settings !== undefined && now - (this.lastStarted.get(backend.id) ?? 0) >= settings.intervalMs - DUE_SLACK_MS;
+    });
+  }
+
   /** One check of each enabled backend not already being checked, then one bookkeeping UPDATE. */
   async checkRound(backends: readonly BackendConfig[]): Promise<void> {
-    const due = backends.filter((b) => b.enabled && !this.running.has(b.id));
+    const due = backends.filter((b) => b.enabled && !this.running.has(b.id) && this.registry.healthCheckOf(b) !== undefined);
     if (due.length === 0 || this.stopped) return;
     const checked: string[] = [];
     await Promise.all(
       due.map(async (backend) => {
+        const settings = this.registry.healthCheckOf(backend)!;
         this.running.add(backend.id);
+        this.lastStarted.set(backend.id, Date.now());
         try {
-          const result = await this.check(backend);
+          const result = await this.check(backend, settings);
           if (this.stopped) return;
           const transition = this.registry.reportHealthCheck(backend, result.ok, result.error);
-          if (transition) await this.onTransition(backend, transition, result.error);
-          else checked.push(backend.id);
+          if (transition) await this.onTransition(backend, transition, settings, result.error);
+          else if (settings.persist) checked.push(backend.id);
         } finally {
           this.running.delete(backend.id);
         }
@@ -88,10 +106,10 @@ export class BackendProber implements OnApplicationBootstrap, OnApplicationShutd
     }
   }
 
-  private async check(backend: BackendConfig): Promise<{ ok: boolean; error?: string }> {
-    const timeoutMs = this.config.healthCheck.timeoutSeconds * 1000;
+  private async check(backend: BackendConfig, settings: HealthCheckSettings): Promise<{ ok: boolean; error?: string }> {
+    const timeoutMs = settings.timeoutMs;
     try {
-      const response = await request(joinUrl(backend.url, this.config.healthCheck.path), {
+      const response = await request(joinUrl(backend.url, settings.path), {
         dispatcher: this.agent,
         method: 'GET',
         headers: { 'user-agent': 'imgproxy-gateway-health' },
@@ -108,11 +126,12 @@ export class BackendProber implements OnApplicationBootstrap, OnApplicationShutd
     }
   }
 
-  private async onTransition(backend: BackendConfig, transition: 'up' | 'down', error?: string): Promise<void> {
+  private async onTransition(backend: BackendConfig, transition: 'up' | 'down', settings: HealthCheckSettings, error?: string): Promise<void> {
     const healthy = transition === 'up';
     if (healthy) this.logger.log({ backend: backend.name, pool: backend.pool }, `backend ${backend.name} is healthy again`);
     else this.logger.warn({ backend: backend.name, pool: backend.pool, reason: error }, `backend ${backend.name} is unhealthy (${error})`);
     this.metrics?.backendState(backend.name, backend.pool, healthy, backend.enabled ? backend.weight : 0);
+    if (!settings.persist) return;
     await this.repository
       .recordHealth(backend.id, healthy, new Date())
       .catch((e: Error) => this.logger.warn(`could not persist the health of ${backend.name}: ${e.message}`));

@@ -144,7 +144,7 @@ function crossFieldProblems(config: GatewayConfig): string[] {
     problems.push(`${missingEnv} (${missing}): required when ${presentEnv} is set (imgproxy signs with both)`);
   }
   problems.push(...redisConfigProblems(config.redis));
-  problems.push(...routeProblems(config.routes, config.upstreams, Boolean((config as { auth?: { jwt?: unknown } }).auth?.jwt)));
+  problems.push(...routeProblems(config.routes, config.upstreams, Boolean(config.auth.jwt)));
   allowedSources.forEach((prefix, i) => {
     try {
       parseSourcePrefix(prefix);

@@ -17,6 +17,7 @@ import {
 } from 'class-validator';
 import { IsCidr } from '../common/net/is-cidr.validator';
 import { REDIS_MODES, type RedisMode } from '../redis/redis-nodes';
+import { JwtAuthConfig } from './jwt-auth.config';
 import { ImageRoutesConfig, RouteConfig, type UpstreamConfig } from './routes.config';
 
 /**
@@ -219,6 +220,12 @@ export class LoggingConfig {
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) level = 'info';
 }
 
+/** Credentials other than API keys and signed URLs (docs/routes.md). */
+export class AuthConfig {
+  /** Bearer JWTs for routes with `auth: jwt`. */
+  @IsOptional() @ValidateNested() @Type(() => JwtAuthConfig) jwt?: JwtAuthConfig;
+}
+
 export class GatewayConfig {
   @IsIn(['development', 'production', 'test']) env: 'development' | 'production' | 'test' = 'development';
   /** Where the embedded database, generated dev secrets and default uploads live. */
@@ -247,4 +254,5 @@ export class GatewayConfig {
   @IsObject() upstreams: Record<string, UpstreamConfig> = {};
   /** CORS, limits and header rules of the built-in image routes. */
   @ValidateNested() @Type(() => ImageRoutesConfig) imageRoutes = new ImageRoutesConfig();
+  @ValidateNested() @Type(() => AuthConfig) auth = new AuthConfig();
 }

@@ -29,10 +29,10 @@ describe('routeProblems', () => {
   it('refuses routes that take over the image paths, and upstreams without exactly one source of backends', () => {
     expect(routeProblems([route({ path: '/i/*' })], upstreams, false)).toEqual(['routes[0].path: /i/* is an image route']);
     const both = plainToInstance(UpstreamConfig, { backends: [{ name: 'a', url: 'http://x' }], discovery: { dns: 'x.internal', port: 80 } });
-    const srvAndDns = plainToInstance(UpstreamConfig, { discovery: { dns: 'x.internal', srv: '_http._tcp.x', port: 80 } });
-    expect(routeProblems([], { both, srvAndDns }, false)).toEqual([
+    const neither = plainToInstance(UpstreamConfig, {});
+    expect(routeProblems([], { both, neither }, false)).toEqual([
       'upstreams.both: needs exactly one of backends or discovery',
-      'upstreams.srvAndDns.discovery: needs exactly one of dns or srv',
+      'upstreams.neither: needs exactly one of backends or discovery',
     ]);
   });
 

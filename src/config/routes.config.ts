@@ -1,5 +1,6 @@
 import { Type } from 'class-transformer';
 import FindMyWay from 'find-my-way';
+import { DiscoveryConfig } from './discovery.config';
 import {
   ArrayMaxSize,
   ArrayMinSize,
@@ -125,23 +126,10 @@ export class UpstreamCircuitBreakerConfig {
   @IsOptional() @IsInt() @Min(1) @Max(3600) cooldownSeconds?: number;
 }
 
-export class UpstreamDiscoveryConfig {
-  /** A/AAAA name; every address becomes a backend on `port`. */
-  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._-]{1,253}$/, { message: 'must be a DNS name' }) dns?: string;
-  /** SRV name (`_http._tcp.users.internal`): targets and ports from the records. */
-  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._-]{1,253}$/, { message: 'must be a DNS name' }) srv?: string;
-  @IsOptional() @IsInt() @Min(1) @Max(65535) port?: number;
-  @IsOptional() @IsInt() @Min(1) @Max(86_400) intervalSeconds?: number;
-  /** DNS server to ask (`127.0.0.1:5353`); the system's resolvers when unset. */
-  @IsOptional() @IsString() @Matches(/^[^\s]+:\d{1,5}$|^[^\s:]+$/, { message: 'must be host or host:port' }) resolver?: string;
-  /** `http` (default) or `https` for the discovered addresses. */
-  @IsOptional() @IsIn(['http', 'https']) scheme?: 'http' | 'https';
-}
-
 export class UpstreamConfig {
   @IsOptional() @IsIn(BALANCERS) balancer?: (typeof BALANCERS)[number];
   @IsOptional() @IsArray() @ArrayMaxSize(1000) @ValidateNested({ each: true }) @Type(() => UpstreamBackendConfig) backends?: UpstreamBackendConfig[];
-  @IsOptional() @ValidateNested() @Type(() => UpstreamDiscoveryConfig) discovery?: UpstreamDiscoveryConfig;
+  @IsOptional() @ValidateNested() @Type(() => DiscoveryConfig) discovery?: DiscoveryConfig;
   @IsOptional() @ValidateNested() @Type(() => UpstreamHealthCheckConfig) healthCheck?: UpstreamHealthCheckConfig;
   @IsOptional() @ValidateNested() @Type(() => UpstreamCircuitBreakerConfig) circuitBreaker?: UpstreamCircuitBreakerConfig;
 }
@@ -191,10 +179,8 @@ export function routeProblems(routes: readonly RouteConfig[], upstreams: Readonl
       if (hasBackends || upstream.discovery) problems.push(`upstreams.imgproxy: its backends come from BACKENDS and the backends table; set only balancer, healthCheck and circuitBreaker here`);
       continue;
     }
+    // The discovery block's own rules (one of dns/srv, port with dns) are its schema's.
     if (hasBackends === Boolean(upstream.discovery)) problems.push(`upstreams.${name}: needs exactly one of backends or discovery`);
-    const discovery = upstream.discovery;
-    if (discovery && Boolean(discovery.dns) === Boolean(discovery.srv)) problems.push(`upstreams.${name}.discovery: needs exactly one of dns or srv`);
-    if (discovery?.dns && discovery.port === undefined) problems.push(`upstreams.${name}.discovery.port: required with dns`);
     const seen = new Set<string>();
     for (const backend of upstream.backends ?? []) {
       if (seen.has(backend.name)) problems.push(`upstreams.${name}.backends: "${backend.name}" is listed twice`);

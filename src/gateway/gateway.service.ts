@@ -78,6 +78,11 @@ export class GatewayService implements OnApplicationBootstrap, OnApplicationShut
     return this.table;
   }
 
+  /** The live `auth.jwt` section (a reload replaces it). */
+  configuredJwt(): GatewayConfig['auth']['jwt'] {
+    return this.config.auth.jwt;
+  }
+
   /** Runs before a new configuration goes live (upstream pools follow it). */
   onReload(listener: ReloadListener): void {
     this.listeners.push(listener);

@@ -1,5 +1,7 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
+import { BackendRegistry } from '../backends/backend-registry.service';
 import { GatewayException } from '../common/errors/gateway.exception';
+import { GatewayService } from '../gateway/gateway.service';
 import type { Terminal } from '../gateway/chain';
 import type { GatewayContext } from '../gateway/context';
 import { PluginRegistry, type TerminalFactory } from '../gateway/plugin-registry';
@@ -20,10 +22,14 @@ export class ProxyTerminal implements TerminalFactory, OnModuleInit {
   constructor(
     private readonly registry: PluginRegistry,
     private readonly forwarder: Forwarder,
+    private readonly gateway: GatewayService,
+    private readonly upstreams: BackendRegistry,
   ) {}
 
   onModuleInit(): void {
     this.registry.setTerminal(this);
+    // A reload's upstreams are in place before its routes go live.
+    this.gateway.onReload((next) => this.upstreams.configure(next.upstreams));
     this.registry.setUpgradeHandler((ctx, socket, head) => this.forwarder.upgrade(ctx, planOf(ctx), socket, head));
   }
 

@@ -3,8 +3,9 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthInvalidationModule } from '../../auth/invalidation/auth-invalidation.module';
 import { IpAllowlistModule } from '../../ip-allowlist/ip-allowlist.module';
 import { TenantEntity } from '../../tenants/tenant.entity';
-import type { JwtAuthConfig } from './jwt-auth.config';
+import type { JwtAuthConfig } from '../../config/jwt-auth.config';
 import { JwtAuthGuard } from './jwt-auth.guard';
+import { JwtAuthPlugin } from './jwt-auth.plugin';
 import { JWT_AUTH_CONFIG, JwtAuthService } from './jwt-auth.service';
 import { JwtTenantRepository } from './jwt-tenant.repository';
 import { JwtTenantResolver } from './jwt-tenant.resolver';
@@ -16,11 +17,13 @@ import { JwtTenantResolver } from './jwt-tenant.resolver';
  */
 @Module({})
 export class JwtAuthModule {
-  static forRoot(config: JwtAuthConfig): DynamicModule {
+  static forRoot(config: JwtAuthConfig | undefined): DynamicModule {
     return {
       module: JwtAuthModule,
+      // Global: JwtAuthGuard is a guard any Nest route may use, like ApiKeyGuard.
+      global: true,
       imports: [TypeOrmModule.forFeature([TenantEntity]), AuthInvalidationModule, IpAllowlistModule],
-      providers: [{ provide: JWT_AUTH_CONFIG, useValue: config }, JwtTenantRepository, JwtTenantResolver, JwtAuthService, JwtAuthGuard],
+      providers: [{ provide: JWT_AUTH_CONFIG, useValue: config }, JwtTenantRepository, JwtTenantResolver, JwtAuthService, JwtAuthGuard, JwtAuthPlugin],
       exports: [JwtAuthService, JwtAuthGuard, JwtTenantResolver],
     };
   }

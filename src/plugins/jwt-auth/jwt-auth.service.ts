@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nest
 import { GatewayException, TENANT_AUTH_CHALLENGE } from '../../common/errors/gateway.exception';
 import type { AuthContext } from '../../common/http/request-context';
 import { GatewayMetrics } from '../../metrics/gateway-metrics.service';
-import type { JwtAuthConfig } from './jwt-auth.config';
+import type { JwtAuthConfig } from '../../config/jwt-auth.config';
 import { JWT_REFUSAL_MESSAGE, JWT_SUSPENDED_MESSAGE, type JwtRefusalReason } from './jwt-refusal';
 import { JwtTenantResolver, type TenantResolution } from './jwt-tenant.resolver';
 import { JwtVerifier, type JwtVerification, type VerifiedJwt } from './jwt.verifier';
@@ -28,39 +28,40 @@ export type JwtCheck = ({ ok: true } & JwtAuthentication) | { ok: false; reason:
 @Injectable()
 export class JwtAuthService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(JwtAuthService.name);
-  private verifier: JwtVerifier;
+  /** Absent while `auth.jwt` is not configured (no route can then say `auth: jwt`). */
+  private verifier: JwtVerifier | undefined;
 
   constructor(
-    @Inject(JWT_AUTH_CONFIG) config: JwtAuthConfig,
+    @Inject(JWT_AUTH_CONFIG) config: JwtAuthConfig | undefined,
     private readonly tenants: JwtTenantResolver,
     private readonly metrics: GatewayMetrics,
   ) {
-    this.verifier = this.build(config);
+    this.verifier = config ? this.build(config) : undefined;
   }
 
   onModuleInit(): void {
-    this.verifier.start();
+    this.verifier?.start();
   }
 
   onModuleDestroy(): void {
-    this.verifier.stop();
+    this.verifier?.stop();
   }
 
   /**
    * Takes a new `auth.jwt` (configuration reload): a fresh verifier with its own key set and
    * token cache replaces the old one; checks already running finish with the old one.
    */
-  reconfigure(config: JwtAuthConfig): void {
+  reconfigure(config: JwtAuthConfig | undefined): void {
     const previous = this.verifier;
-    this.verifier = this.build(config);
-    this.verifier.start();
-    previous.stop();
+    this.verifier = config ? this.build(config) : undefined;
+    this.verifier?.start();
+    previous?.stop();
   }
 
   /** The verdict on an `Authorization` header value. Never throws or rejects. */
   check(authorization: string | undefined): JwtCheck | Promise<JwtCheck> {
     const token = bearerToken(authorization);
-    if (token === undefined) return this.refused('jwt_missing');
+    if (token === undefined || this.verifier === undefined) return this.refused('jwt_missing');
     const verification = this.verifier.verify(token);
     return verification instanceof Promise ? verification.then((v) => this.afterVerify(v)) : this.afterVerify(verification);
   }
@@ -74,6 +75,7 @@ export class JwtAuthService implements OnModuleInit, OnModuleDestroy {
 
   /** The token alone (signature and claims), without the tenant lookup; not counted. */
   verifyToken(token: string): JwtVerification | Promise<JwtVerification> {
+    if (!this.verifier) return { ok: false, reason: 'jwt_missing' };
     return this.verifier.verify(token);
   }
 
@@ -84,6 +86,7 @@ export class JwtAuthService implements OnModuleInit, OnModuleDestroy {
   }
 
   stats(): ReturnType<JwtVerifier['stats']> & { tenants: ReturnType<JwtTenantResolver['stats']> } {
+    if (!this.verifier) throw new Error('auth.jwt is not configured');
     return { ...this.verifier.stats(), tenants: this.tenants.stats() };
   }
 

@@ -1,7 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { exportSPKI, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { JwksServer, signingKey, type SigningKey } from '../../../test/support/jwks-server';
-import { parseJwtAuthConfig } from './jwt-auth.config';
+import { parseJwtAuthConfig } from '../../config/jwt-auth.config';
 import { JwtVerifier, MAX_TOKEN_LENGTH, type JwtVerification } from './jwt.verifier';
 
 const SECRET = 'an-hs256-secret-of-at-least-32-bytes!';

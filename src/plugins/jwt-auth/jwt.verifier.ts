@@ -5,7 +5,7 @@ import type { ApiKeyScope } from '../../auth/api-key-scopes';
 import { LruCache } from '../../auth/lru-cache';
 import { SingleFlight } from '../../auth/single-flight';
 import { JwksKeySet, JwksUnavailableError, type JwksStats } from './jwks-key-set';
-import { isHmacAlgorithm, type JwtAuthConfig } from './jwt-auth.config';
+import { isHmacAlgorithm, type JwtAuthConfig } from '../../config/jwt-auth.config';
 import type { JwtRefusalReason } from './jwt-refusal';
 import { scopesFromClaims } from './jwt-scopes';
 

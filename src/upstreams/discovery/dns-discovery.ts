@@ -1,6 +1,6 @@
 import { Resolver } from 'node:dns/promises';
 import { Logger } from '@nestjs/common';
-import { type DiscoveryConfig, parseResolverList } from './discovery.config';
+import { type DiscoveryConfig, parseResolverList } from '../../config/discovery.config';
 import {
   type DiscoveredTarget,
   makeTarget,
