@@ -1,5 +1,5 @@
 import { Controller, Get, Req, Res } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiExcludeController, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyPipeline } from '../pipeline/proxy-pipeline.decorator';
 import { ProxyRoutes } from '../proxy/proxy-routes';
@@ -11,6 +11,8 @@ import { verifiedImagePathOf } from './verified-image-path';
 export const SIGNED_MODE_ROUTE = '/t/*';
 
 /** Browser mode (docs/tenants-and-keys.md): `/t/<keyId>/<signature>/<options>/<source>`, no API-key header needed. */
+// Documented by hand in src/bootstrap/swagger.ts: a catch-all path has no parameter form for raw slashes.
+@ApiExcludeController()
 @ApiTags('images')
 @Controller()
 export class SignedImageController {

@@ -1,5 +1,5 @@
 import { All, Controller, Req, Res } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiExcludeController, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ImgproxyUrlService } from '../imgproxy/imgproxy-url.service';
 import { ProxyPipeline } from '../pipeline/proxy-pipeline.decorator';
@@ -9,6 +9,8 @@ import { ProxyService } from './proxy.service';
 export const HEADER_MODE_ROUTE = '/i/*';
 
 /** Header mode (docs/tenants-and-keys.md): `/i/<signature-or-insecure>/<options>/<source>` with an API key header. */
+// Documented by hand in src/bootstrap/swagger.ts: a catch-all path has no parameter form for raw slashes.
+@ApiExcludeController()
 @ApiTags('images')
 @Controller()
 export class ProxyController {
