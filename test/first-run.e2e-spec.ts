@@ -139,6 +139,32 @@ describe('npm start on embedded defaults, built, on a fresh clone', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(() => process.kill(pid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
   });
+
+  it('runs the worker again on the next start, and no longer once a backend is configured', async () => {
+    const restarted = spawnBuiltGateway(freshEnv(join(dataDir, 'data'), await freePort()));
+    try {
+      await waitUntilReady(restarted, '/health/ready', 60_000);
+      expect(restarted.output()).toMatch(/development admin token: in /);
+      const again = await (await fetch(`${restarted.url}/health/backends`)).json();
+      expect(again.backends).toEqual([expect.objectContaining({ name: 'dev-worker', healthy: true })]);
+    } finally {
+      restarted.child.kill('SIGTERM');
+      expect(await restarted.exited).toBe(0);
+    }
+
+    // The address needs no server: only the backend list is looked at.
+    const withBackend = spawnBuiltGateway({ ...freshEnv(join(dataDir, 'data'), await freePort()), BACKENDS: 'real=http://127.0.0.1:9|1' });
+    try {
+      await waitUntilReady(withBackend, '/health/live', 60_000);
+      const report = await (await fetch(`${withBackend.url}/health/backends`)).json();
+      expect(report.backends.map((b: { name: string }) => b.name)).toEqual(['real']);
+      const lines = jsonLines(withBackend.output()).filter((l) => l.context === 'DevWorker');
+      expect(lines.map((l) => l.msg)).toEqual(['removed backend dev-worker of an earlier run: other backends are configured']);
+    } finally {
+      withBackend.child.kill('SIGTERM');
+      await withBackend.exited;
+    }
+  });
 });
 
 describe('a first start on a port already in use', () => {

@@ -17,8 +17,11 @@ export interface DevWorkerOptions {
  * worker's own row from an earlier run.
  */
 export function devWorkerWanted(config: GatewayConfig, tableHasOtherBackends: boolean, options: DevWorkerOptions = {}): boolean {
-  const mode = config.env === 'development' || (config.env === 'test' && options.allowInTest === true);
-  return mode && config.backends.length === 0 && !tableHasOtherBackends;
+  return devWorkerMode(config, options) && config.backends.length === 0 && !tableHasOtherBackends;
+}
+
+function devWorkerMode(config: GatewayConfig, options: DevWorkerOptions): boolean {
+  return config.env === 'development' || (config.env === 'test' && options.allowInTest === true);
 }
 
 /**
@@ -29,7 +32,7 @@ export function devWorkerWanted(config: GatewayConfig, tableHasOtherBackends: bo
  * the application is built (which seeds `config.backends`). The caller stops it on shutdown.
  */
 export async function startDevWorkerIfWanted(config: GatewayConfig, logger: Pick<LoggerService, 'log' | 'warn' | 'error'>, options: DevWorkerOptions = {}): Promise<WorkerProcess | undefined> {
-  if (!devWorkerWanted(config, false, options)) return undefined;
+  if (!devWorkerMode(config, options)) return undefined;
   let names: string[];
   try {
     names = await backendNames(config.database.url ?? '');
@@ -39,7 +42,7 @@ export async function startDevWorkerIfWanted(config: GatewayConfig, logger: Pick
   }
   const others = names.some((name) => name !== DEV_WORKER_BACKEND);
   if (!devWorkerWanted(config, others, options)) {
-    if (names.includes(DEV_WORKER_BACKEND)) {
+    if (names.includes(DEV_WORKER_BACKEND) && !config.backends.some((b) => b.name === DEV_WORKER_BACKEND)) {
       // Its port belonged to an earlier run: the row would only show as a dead backend.
       await deleteBackend(config.database.url ?? '', DEV_WORKER_BACKEND).then(
         () => logger.log(`removed backend ${DEV_WORKER_BACKEND} of an earlier run: other backends are configured`),
