@@ -140,18 +140,29 @@ describe('npm start on embedded defaults, built, on a fresh clone', () => {
     expect(() => process.kill(pid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
   });
 
-  it('runs the worker again on the next start, and no longer once a backend is configured', async () => {
-    const restarted = spawnBuiltGateway(freshEnv(join(dataDir, 'data'), await freePort()));
+  it('runs the worker again on the next start, and stops it only after draining on a Ctrl-C', async () => {
+    // One process at a time on an embedded database directory.
+    if (gw.child.exitCode === null) {
+      gw.child.kill('SIGTERM');
+      await gw.exited;
+    }
+    const restarted = spawnBuiltGateway(freshEnv(join(dataDir, 'data'), await freePort()), { ownProcessGroup: true });
     try {
       await waitUntilReady(restarted, '/health/ready', 60_000);
       expect(restarted.output()).toMatch(/development admin token: in /);
       const again = await (await fetch(`${restarted.url}/health/backends`)).json();
       expect(again.backends).toEqual([expect.objectContaining({ name: 'dev-worker', healthy: true })]);
     } finally {
-      restarted.child.kill('SIGTERM');
+      // Ctrl-C signals the whole foreground group: the worker must not die before the gateway drains.
+      process.kill(-restarted.child.pid!, 'SIGINT');
       expect(await restarted.exited).toBe(0);
     }
+    const lines = jsonLines(restarted.output());
+    expect(lines.filter((l) => l.context === 'DevWorker').map((l) => l.level)).toEqual([30]);
+    expect(lines.at(-1)).toMatchObject({ context: 'Shutdown', msg: 'stopped cleanly' });
+  });
 
+  it('no longer runs the worker once a backend is configured', async () => {
     // The address needs no server: only the backend list is looked at.
     const withBackend = spawnBuiltGateway({ ...freshEnv(join(dataDir, 'data'), await freePort()), BACKENDS: 'real=http://127.0.0.1:9|1' });
     try {

@@ -117,7 +117,7 @@ function imageRoute(mode: 'header' | 'signed'): PathItem {
       'upload folder, remote sources only from its allowed list) and the URL is re-signed for the backends. Needs ' +
       '`images:read`.\n\n' +
       'Swagger UI cannot send raw slashes inside a path parameter (it encodes them), so call it with curl:\n\n' +
-      "```\ncurl -H 'X-API-Key: igw_<keyId>_<secret>' -o out.jpg 'https://<gateway>/i/insecure/rs:fit:300:200/plain/local:///<file>'\n```"
+      "```\ncurl -H 'X-API-Key: igw_<keyId>_<secret>' -o out.jpg 'https://<gateway>/i/insecure/rs:fit:300:200/plain/local:///<image id>.jpg'\n```"
     : 'Browser mode: an imgproxy URL signed with the key\'s signing key and salt, no header needed (works in `<img src>`). ' +
       'Build it with any official imgproxy URL builder, base URL `https://<gateway>/t/<keyId>`; the `url` of an upload ' +
       'answer is one, ready to fetch. `insecure` is refused unless the tenant allows unsigned URLs.\n\n' +

@@ -46,12 +46,14 @@ export function spawnGateway(env: Record<string, string>): GatewayProcess {
  * Runs the build, `node dist/src/main.js`, exactly as `npm start` does. The build is made first
  * when dist is missing or older than a source file, so the test never runs yesterday's code.
  */
-export function spawnBuiltGateway(env: Record<string, string>): GatewayProcess {
+export function spawnBuiltGateway(env: Record<string, string>, options: { ownProcessGroup?: boolean } = {}): GatewayProcess {
   ensureBuilt();
   const child = spawn(process.execPath, ['dist/src/main.js'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Like a terminal's foreground job: a signal to -pid reaches every process of the group (Ctrl-C).
+    detached: options.ownProcessGroup ?? false,
   });
   let out = '';
   child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));

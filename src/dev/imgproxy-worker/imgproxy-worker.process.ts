@@ -54,6 +54,9 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
     // An inspector flag would make the child fight the parent for the debugger port.
     execArgv: process.execArgv.filter((arg) => !arg.startsWith('--inspect')),
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    // Its own process group: a terminal's Ctrl-C reaches the gateway only, which drains the
+    // requests the worker is still rendering before it stops the worker.
+    detached: true,
   });
 
   const stderr: string[] = [];
