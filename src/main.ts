@@ -78,7 +78,7 @@ async function bootstrap(): Promise<void> {
 }
 
 /**
- * A generated admin token is logged once, as the second line of the start, so a new user finds it
+ * A generated admin token is logged once, as the first line of the start, so a new user finds it
  * at the top (even when the start then fails); later starts say where it is kept.
  */
 function announceAdminToken(config: GatewayConfig, generated: string[], logger: Logger): void {
