@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,8 +51,12 @@ describe('npm start on embedded defaults, built, on a fresh clone', () => {
     adminToken = (JSON.parse(readFileSync(join(dataDir, 'data', 'dev-secrets.json'), 'utf8')) as { adminToken: string }).adminToken;
   });
 
-  afterAll(() => {
-    if (gw.child.exitCode === null) gw.child.kill('SIGKILL');
+  afterAll(async () => {
+    if (gw.child.exitCode === null) {
+      gw.child.kill('SIGKILL');
+      await gw.exited;
+    }
+    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('writes JSON from the first line, the generated admin token among the first three, and no Nest wiring at info', () => {
@@ -116,7 +120,7 @@ describe('npm start on embedded defaults, built, on a fresh clone', () => {
   });
 
   it('runs the README block verbatim with bash and curl', async () => {
-    const work = mkdtempSync(join(tmpdir(), 'igw-readme-'));
+    const work = join(dataDir, 'readme');
     const port = new URL(gw.url).port;
     const script = readmeCommands()
       .replaceAll('./data/', `${join(dataDir, 'data')}/`)
@@ -124,6 +128,7 @@ describe('npm start on embedded defaults, built, on a fresh clone', () => {
       .replaceAll('docs/sample.jpg', SAMPLE)
       // Tenant emails are unique; the HTTP test above already used this one.
       .replace('ops@acme.example', 'readme@acme.example');
+    mkdirSync(work);
     await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], { cwd: work, timeout: 30_000 });
     const out = readFileSync(join(work, 'sample-1024.jpg'));
     expect(out.subarray(0, 3)).toEqual(JPEG_MAGIC);
@@ -193,10 +198,12 @@ describe('a first start on a port already in use', () => {
   });
 
   it('still prints the generated admin token, then EADDRINUSE once, plainly, and exits 1', async () => {
-    const dataDir = join(mkdtempSync(join(tmpdir(), 'igw-port-taken-')), 'data');
+    const parent = mkdtempSync(join(tmpdir(), 'igw-port-taken-'));
+    const dataDir = join(parent, 'data');
     const gw = spawnBuiltGateway(freshEnv(dataDir, port));
     expect(await gw.exited).toBe(1);
     const { adminToken } = JSON.parse(readFileSync(join(dataDir, 'dev-secrets.json'), 'utf8')) as { adminToken: string };
+    rmSync(parent, { recursive: true, force: true });
     const lines = jsonLines(gw.output());
     expect(lines[0].msg).toContain(adminToken);
     const refusals = lines.filter((l) => JSON.stringify(l).includes('EADDRINUSE'));
@@ -211,7 +218,8 @@ describe('the built gateway in production with the example secrets', () => {
     const gw = spawnBuiltGateway({
       NODE_ENV: 'production',
       PORT: String(await freePort()),
-      DATA_DIR: mkdtempSync(join(tmpdir(), 'igw-placeholders-')),
+      // Refused before anything is written there.
+      DATA_DIR: join(tmpdir(), 'igw-placeholders-never-created'),
       // docker/gateway.env.example as copied, and the compose file's URLs built from it.
       ADMIN_TOKEN: 'change-me',
       KEY_PEPPER: 'change-me',
