@@ -1,53 +1,37 @@
-import { ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { DynamicModule, Type } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import { setupSwagger } from './bootstrap/swagger';
+import { createValidationPipe } from './bootstrap/validation-pipe';
 import { createFastifyAdapter, installRequestHooks } from './common/http/fastify-setup';
+import type { ConfigSource } from './config/config.loader';
 import { GatewayConfig } from './config/gateway-config';
+import { GatewayLogger } from './logging/gateway-logger';
+
+export interface GatewayAppOptions {
+  /** Where the configuration came from, so SIGHUP and file changes can reload routes and upstreams. */
+  source?: ConfigSource;
+  /** A root module to start instead (a test adding a route beside `AppModule.forRoot(config)`). */
+  rootModule?: DynamicModule | Type;
+}
 
 /**
  * Builds a configured gateway without listening: main.ts, the demo and the end-to-end tests
- * all start the very same application. `rootModule` lets the benchmark add a route next to it
- * (a module that imports `AppModule.forRoot(config)`).
+ * all start the very same application.
  */
-export async function createGatewayApp(config: GatewayConfig, rootModule: DynamicModule | Type = AppModule.forRoot(config)): Promise<NestFastifyApplication> {
+export async function createGatewayApp(config: GatewayConfig, options: GatewayAppOptions = {}): Promise<NestFastifyApplication> {
+  const rootModule = options.rootModule ?? AppModule.forRoot(config, options.source);
   const adapter = createFastifyAdapter(config);
   installRequestHooks(adapter.getInstance(), config);
   const app = await NestFactory.create<NestFastifyApplication>(rootModule, adapter, {
     bufferLogs: true,
     abortOnError: false,
   });
-  app.useLogger(app.get(Logger));
-  app.useGlobalPipes(
-    new ValidationPipe({
-      whitelist: true,
-      forbidNonWhitelisted: true,
-      transform: true,
-      // Every problem at once, as "field: problem" strings (the details of validation_failed).
-      stopAtFirstError: false,
-    }),
-  );
+  app.useLogger(app.get(GatewayLogger));
+  // Lines buffered while the modules were built, now; later ones as they happen, in order.
+  app.flushLogs();
+  app.useGlobalPipes(createValidationPipe());
   setupSwagger(app);
   return app;
-}
-
-function setupSwagger(app: NestFastifyApplication): void {
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('imgproxy-gateway')
-      .setDescription(
-        'Multi-tenant gateway in front of imgproxy. Admin endpoints take `Authorization: Bearer <ADMIN_TOKEN>`; ' +
-          'tenant endpoints take an API key (`X-API-Key` or `Authorization: Bearer igw_...`). ' +
-          'Every error is `{"error":{"code","message","requestId",...}}`.',
-      )
-      .setVersion('1')
-      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' }, 'admin')
-      .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'Tenant API key igw_<keyId>_<secret>' }, 'apiKey')
-      .build(),
-  );
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json', yamlDocumentUrl: 'docs-yaml' });
 }

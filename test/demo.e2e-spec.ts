@@ -53,7 +53,7 @@ describe('npm run demo', () => {
       expect(tenants.status).toBe(200);
       const docs = await fetch(`${gateway}/docs-json`);
       expect(docs.status).toBe(200);
-      expect(Object.keys((await docs.json()).paths)).toEqual(expect.arrayContaining(['/api/v1/images']));
+      expect(Object.keys((await docs.json()).paths)).toEqual(expect.arrayContaining(['/api/v1/images', '/t/{keyId}/{path}']));
 
       child.kill('SIGINT');
       expect(await exited).toBe(0);

@@ -1,10 +1,21 @@
+import { TestBackend, startBackend } from './support/http-backends';
 import { TestApp, createTestApp } from './support/test-app';
+
+// Readiness also needs a backend that passes its health checks.
+let backend: TestBackend;
+const withBackend = () => ({ backends: [{ name: 'ready', url: backend.url }] });
+beforeAll(async () => {
+  backend = await startBackend();
+});
+afterAll(async () => {
+  await backend.stop();
+});
 
 describe('foundation (real PostgreSQL and Redis)', () => {
   let gw: TestApp;
 
   beforeAll(async () => {
-    gw = await createTestApp();
+    gw = await createTestApp({ config: withBackend() });
   });
   afterAll(async () => {
     await gw.close();
@@ -108,7 +119,7 @@ describe('foundation (real PostgreSQL and Redis)', () => {
 
 describe('single-instance mode without Redis', () => {
   it('comes up ready with in-process counters', async () => {
-    const gw = await createTestApp({ withoutRedis: true });
+    const gw = await createTestApp({ withoutRedis: true, config: withBackend() });
     try {
       const body = await (await gw.fetch('/health/ready')).json();
       expect(body.details.redis).toMatchObject({ status: 'up', mode: 'in-process' });
@@ -121,8 +132,8 @@ describe('single-instance mode without Redis', () => {
 describe('Redis down', () => {
   it('stays ready (degraded) under the local store-failure policy and not ready under deny', async () => {
     const dead = 'redis://127.0.0.1:1';
-    const local = await createTestApp({ config: { redis: { url: dead } } });
-    const deny = await createTestApp({ config: { redis: { url: dead }, rateLimit: { onStoreFailure: 'deny' } } });
+    const local = await createTestApp({ config: { ...withBackend(), redis: { url: dead } } });
+    const deny = await createTestApp({ config: { ...withBackend(), redis: { url: dead }, rateLimit: { onStoreFailure: 'deny' } } });
     try {
       const localRes = await local.fetch('/health/ready');
       expect(localRes.status).toBe(200);

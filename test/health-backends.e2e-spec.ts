@@ -123,13 +123,15 @@ describe('active health checks (1 s interval, unhealthy after 3, healthy after 2
 });
 
 describe('readiness without backends', () => {
-  it('is ready with no backend configured, so the admin API stays reachable to add the first one', async () => {
+  it('is not ready with no backend configured: every image request would answer 503', async () => {
     const gw = await createTestApp();
     try {
       const res = await gw.fetch('/health/ready');
-      expect(res.status).toBe(200);
-      expect((await res.json()).details.backends).toMatchObject({ status: 'up', pools: 0 });
+      expect(res.status).toBe(503);
+      expect((await res.json()).error.details.backends).toMatchObject({ status: 'down', pools: 0, noBackendConfigured: true });
       expect(await report(gw)).toEqual([]);
+      // The admin API, which adds the first backend, still answers.
+      expect((await gw.admin('/admin/v1/backends')).status).toBe(200);
     } finally {
       await gw.close();
     }

@@ -323,9 +323,9 @@ describe('tenants admin API', () => {
       expect(JSON.stringify(audit)).not.toContain(created.signingKey);
     });
 
-    it('defaults the scopes to images:read and usage:read', async () => {
+    it('defaults the scopes to images:read, images:write and usage:read', async () => {
       const created = await json(await gw.admin(`/admin/v1/tenants/${tenantId}/keys`, { method: 'POST', json: {} }));
-      expect(created.scopes).toEqual(['images:read', 'usage:read']);
+      expect(created.scopes).toEqual(['images:read', 'images:write', 'usage:read']);
     });
 
     it('validates scopes and expiry', async () => {

@@ -136,7 +136,7 @@ export class ApiKeyAdminService {
   }
 }
 
-function assertFuture(expiresAt: Date | undefined): void {
+function assertFuture(expiresAt: Date | null | undefined): void {
   if (expiresAt && expiresAt.getTime() <= Date.now()) {
     throw new GatewayException('validation_failed', 'The request is invalid.', { details: ['expiresAt must be in the future'] });
   }

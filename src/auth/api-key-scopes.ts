@@ -6,8 +6,8 @@ export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
 export const IMAGE_READ_SCOPE: ApiKeyScope = 'images:read';
 
 /**
- * A key created without scopes may proxy images and read its own usage: both are read-only
- * and what nearly every integration needs. Uploading and deleting (`images:write`) spends
- * storage quota and is granted on purpose only.
+ * A key created without scopes can do the whole first job: upload (`images:write`), fetch
+ * (`images:read`) and read its usage. Narrower keys (a read-only key for a web page, say) are
+ * asked for by listing their scopes.
  */
-export const DEFAULT_API_KEY_SCOPES: readonly ApiKeyScope[] = ['images:read', 'usage:read'];
+export const DEFAULT_API_KEY_SCOPES: readonly ApiKeyScope[] = ['images:read', 'images:write', 'usage:read'];

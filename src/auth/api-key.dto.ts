@@ -17,9 +17,15 @@ export class ApiKeyCreateDto {
   @IsOptional() @IsArray() @ArrayMinSize(1) @ArrayUnique() @IsIn(API_KEY_SCOPES, { each: true })
   scopes?: string[];
 
-  @ApiPropertyOptional({ description: 'When the key stops working (ISO 8601, in the future); absent = never.', example: '2027-12-31T23:59:59Z' })
+  @ApiPropertyOptional({
+    description: 'When the key stops working (ISO 8601, in the future); absent or null = never.',
+    type: String,
+    format: 'date-time',
+    nullable: true,
+    example: '2027-12-31T23:59:59Z',
+  })
   @IsOptional() @Type(() => Date) @IsDate()
-  expiresAt?: Date;
+  expiresAt?: Date | null;
 }
 
 export class ApiKeyRotateDto extends ApiKeyCreateDto {
@@ -39,10 +45,11 @@ export class ApiKeyResponseDto {
   @ApiProperty({ nullable: true, example: 'production web' }) name: string | null;
   @ApiProperty({ enum: API_KEY_SCOPES, isArray: true, example: ['images:read', 'usage:read'] }) scopes: string[];
   @ApiProperty({ enum: ['active', 'revoked', 'expired'], example: 'active' }) status: 'active' | 'revoked' | 'expired';
-  @ApiProperty({ nullable: true, example: null }) expiresAt: Date | null;
-  @ApiProperty({ nullable: true, example: null }) revokedAt: Date | null;
-  @ApiProperty({ nullable: true, description: 'Exact to the flush interval (a few seconds).', example: null }) lastUsedAt: Date | null;
-  @ApiProperty() createdAt: Date;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, example: null }) expiresAt: Date | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, example: null }) revokedAt: Date | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'Exact to the flush interval (a few seconds).', example: null })
+  lastUsedAt: Date | null;
+  @ApiProperty({ type: String, format: 'date-time' }) createdAt: Date;
 }
 
 export class ApiKeyListDto {
@@ -60,13 +67,13 @@ export class ApiKeyCreatedDto {
   signingSalt: string;
   @ApiProperty({ nullable: true, example: 'production web' }) name: string | null;
   @ApiProperty({ enum: API_KEY_SCOPES, isArray: true, example: ['images:read', 'usage:read'] }) scopes: string[];
-  @ApiProperty({ nullable: true, example: null }) expiresAt: Date | null;
-  @ApiProperty() createdAt: Date;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, example: null }) expiresAt: Date | null;
+  @ApiProperty({ type: String, format: 'date-time' }) createdAt: Date;
 }
 
 export class ApiKeyPreviousDto {
   @ApiProperty({ example: 'Ab12Cd34Ef56' }) keyId: string;
-  @ApiProperty({ description: 'When the old key stops working.', example: '2026-11-23T10:00:00.000Z' }) expiresAt: Date;
+  @ApiProperty({ type: String, format: 'date-time', description: 'When the old key stops working.', example: '2026-11-23T10:00:00.000Z' }) expiresAt: Date;
 }
 
 export class ApiKeyRotatedDto extends ApiKeyCreatedDto {

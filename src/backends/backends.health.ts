@@ -23,9 +23,10 @@ export interface BackendHealthEntry {
 
 /**
  * Backends in Terminus (docs/proxy-and-backends.md). Readiness needs every pool that is meant to serve to have a
- * backend that passes its active checks. With no backend configured at all the instance is
- * still ready: the admin API is how an operator adds the first backend, and a load balancer
- * that withdrew an instance with an empty pool would lock the operator out of it.
+ * backend that passes its active checks. With no backend configured at all the instance is not
+ * ready either: every image request would answer 503, and a load balancer must not send it any.
+ * The first backend comes from BACKENDS (or YAML), or through the admin API on the instance
+ * itself (a port-forward reaches it whatever its readiness).
  */
 @Injectable()
 export class BackendsHealthIndicator {
@@ -42,7 +43,7 @@ export class BackendsHealthIndicator {
   isReady(key = 'backends'): HealthIndicatorResult {
     const indicator = this.health.check(key);
     const { serving, unavailable } = this.registry.readiness();
-    if (serving === 0) return indicator.up({ pools: 0, message: 'no backend configured' });
+    if (serving === 0) return indicator.down({ pools: 0, noBackendConfigured: true, hint: 'set BACKENDS or POST /admin/v1/backends' });
     if (unavailable.length > 0) return indicator.down({ pools: serving, noHealthyBackend: unavailable });
     return indicator.up({ pools: serving });
   }

@@ -1,6 +1,8 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { projectRoot } from '../common/project-root';
 import { ConfigError, loadConfig, parseBackends } from './config.loader';
 
 const secrets = {
@@ -129,6 +131,85 @@ describe('loadConfig', () => {
     expect(second.generated).toEqual([]);
     expect(second.config.security.adminToken).toBe(first.config.security.adminToken);
     expect(JSON.parse(readFileSync(join(dataDir, 'dev-secrets.json'), 'utf8')).keyPepper).toBe(first.config.security.keyPepper);
+  });
+});
+
+describe('placeholder secrets', () => {
+  /** Production settings that pass every check, to which one example value at a time is added. */
+  const production = {
+    NODE_ENV: 'production',
+    ...secrets,
+    DATABASE_URL: 'postgres://gateway:s3cr3t-db-password@db:5432/gateway',
+    REDIS_URL: 'redis://:s3cr3t-redis-password@cache:6379/0',
+  };
+  /** Variables holding a secret, directly or as the password of a URL. */
+  const SECRET_VARIABLES = ['ADMIN_TOKEN', 'KEY_PEPPER', 'SECRETS_KEY', 'IMGPROXY_KEY', 'IMGPROXY_SALT', 'IMGPROXY_SECRET', 'METRICS_TOKEN', 'DATABASE_URL', 'REDIS_URL'];
+
+  function read(file: string): string {
+    return readFileSync(join(projectRoot(), file), 'utf8');
+  }
+
+  /** `NAME=value` lines, and the `e.g. value` a comment gives for an empty one. */
+  function envFileExamples(text: string): Array<[string, string]> {
+    const out: Array<[string, string]> = [];
+    for (const line of text.split('\n')) {
+      const match = /^([A-Z_]+)=(\S*)\s*(?:#.*?e\.g\. (\S+))?/.exec(line);
+      if (!match) continue;
+      if (match[2]) out.push([match[1], match[2]]);
+      if (match[3]) out.push([match[1], match[3].replace(/[,;]$/, '')]);
+    }
+    return out;
+  }
+
+  /** What docker compose hands the gateway: DATABASE_URL and REDIS_URL built from the example passwords. */
+  function composeExamples(): Array<[string, string]> {
+    const env = Object.fromEntries(envFileExamples(read('docker/gateway.env.example')));
+    const compose = parseYaml(read('docker/docker-compose.yml')) as { services: { gateway: { environment: Record<string, string> } } };
+    return ['DATABASE_URL', 'REDIS_URL'].map((name) => [
+      name,
+      compose.services.gateway.environment[name].replace(/\$\{(\w+):\?[^}]*\}/g, (_, variable: string) => env[variable]),
+    ]);
+  }
+
+  const kubernetes = (parseYaml(read('docker/kubernetes/secret.yaml')) as { stringData: Record<string, string> }).stringData;
+  const examples: Array<[string, string, string]> = [
+    ...envFileExamples(read('.env.example')).map(([name, value]) => ['.env.example', name, value] as [string, string, string]),
+    ...envFileExamples(read('docker/gateway.env.example')).map(([name, value]) => ['docker/gateway.env.example', name, value] as [string, string, string]),
+    ...Object.entries(kubernetes).map(([name, value]) => ['docker/kubernetes/secret.yaml', name, value] as [string, string, string]),
+    ...composeExamples().map(([name, value]) => ['docker/docker-compose.yml', name, value] as [string, string, string]),
+  ]
+    .filter(([, name]) => SECRET_VARIABLES.includes(name))
+    // A URL without a password holds no secret (redis://cache:6379).
+    .filter(([, name, value]) => !name.endsWith('_URL') || value.split(',').some((url) => new URL(url).password !== ''));
+
+  it('finds the example values it checks (the files still hold them)', () => {
+    const names = new Set(examples.map(([, name]) => name));
+    for (const name of SECRET_VARIABLES.filter((n) => n !== 'METRICS_TOKEN')) expect(names).toContain(name);
+  });
+
+  it.each(examples)('refuses the example value of %s %s in production, naming the variable', (_file, name, value) => {
+    const problems = problemsOf(() => loadConfig({ env: { ...production, [name]: value } }));
+    expect(problems).toEqual([expect.stringMatching(new RegExp(`^${name} \\([a-zA-Z.]+\\): (is|has a password that is) a placeholder from the example files`))]);
+  });
+
+  it("refuses imgproxy's documented example key and salt, and accepts real values", () => {
+    const problems = problemsOf(() =>
+      loadConfig({
+        env: {
+          ...production,
+          IMGPROXY_KEY: '943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881',
+          IMGPROXY_SALT: '520F986B998545B4785E0DEFBC4F3C1203F22DE2374A3D53CB7A7FE9FEA309C5',
+        },
+      }),
+    );
+    expect(problems).toEqual([expect.stringMatching(/^IMGPROXY_KEY \(imgproxy\.key\): is a placeholder/), expect.stringMatching(/^IMGPROXY_SALT \(imgproxy\.salt\): is a placeholder/)]);
+    expect(() => loadConfig({ env: { ...production, IMGPROXY_KEY: 'ab'.repeat(32), IMGPROXY_SALT: 'cd'.repeat(32) } })).not.toThrow();
+  });
+
+  it('checks every URL of a Redis Cluster or Sentinel list, and only in production', () => {
+    const cluster = { REDIS_MODE: 'cluster', REDIS_URL: 'redis://:s3cr3t@10.0.0.1:6379,redis://:change-me@10.0.0.2:6379' };
+    expect(problemsOf(() => loadConfig({ env: { ...production, ...cluster } }))).toEqual([expect.stringMatching(/^REDIS_URL \(redis\.url\): has a password that is a placeholder/)]);
+    expect(() => loadConfig({ env: { ...secrets, NODE_ENV: 'development', ADMIN_TOKEN: 'change-me-please-0123', ...cluster } })).not.toThrow();
   });
 });
 

@@ -115,12 +115,20 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   setDefault(raw, 'database.embeddedDir', join(dataDir, 'pg'));
   setDefault(raw, 'uploads.root', join(dataDir, 'uploads'));
 
+  // A placeholder is reported as such, not as the format rule it also breaks ("must be 64 hex characters").
+  const placeholders = nodeEnv === 'production' ? placeholderSecrets(raw) : new Map<string, string>();
+  for (const [path, what] of placeholders) {
+    problems.push(describe(path, `${what} a placeholder from the example files; set a real secret (e.g. openssl rand -hex 32)`, sources));
+  }
+
   const config = plainToInstance(GatewayConfig, raw, { exposeDefaultValues: true });
   const errors = validateSync(config, { whitelist: true, forbidNonWhitelisted: true });
   // One line per key: "PORT (server.port): must be an integer number; must not be ...".
   const byPath = new Map<string, string[]>();
   for (const { path, message } of flattenErrors(errors)) byPath.set(path, [...(byPath.get(path) ?? []), message]);
-  for (const [path, messages] of byPath) problems.push(describe(path, messages.reverse().join('; '), sources));
+  for (const [path, messages] of byPath) {
+    if (!placeholders.has(path)) problems.push(describe(path, messages.reverse().join('; '), sources));
+  }
   problems.push(...validateUpstreams(config));
 
   if (problems.length === 0) problems.push(...crossFieldProblems(config));
@@ -180,6 +188,48 @@ function validateUpstreams(config: GatewayConfig): string[] {
   }
   config.upstreams = typed;
   return problems;
+}
+
+/** Settings that hold a secret, or a URL whose password is one. */
+const SECRET_PATHS = ['security.adminToken', 'security.keyPepper', 'security.secretsKey', 'imgproxy.key', 'imgproxy.salt', 'imgproxy.secret', 'metrics.token'];
+const SECRET_URL_PATHS = ['database.url', 'redis.url'];
+/** `change-me` and its variants: every placeholder of .env.example, docker/gateway.env.example and docker/kubernetes/secret.yaml. */
+const PLACEHOLDER = /change[-_]?me/i;
+/** imgproxy's documented example key and salt, which the API docs also show: public, so never a secret. */
+const EXAMPLE_VALUES = new Set([
+  '943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881',
+  '520f986b998545b4785e0defbc4f3c1203f22de2374a3d53cb7a7fe9fea309c5',
+]);
+
+function isPlaceholder(value: string): boolean {
+  return PLACEHOLDER.test(value) || EXAMPLE_VALUES.has(value.toLowerCase());
+}
+
+/**
+ * Secrets (and URL passwords) still holding an example value, by config path. Production only:
+ * a copied example file would otherwise start with secrets anyone can read in this repository.
+ */
+export function placeholderSecrets(raw: Plain): Map<string, string> {
+  const found = new Map<string, string>();
+  const read = (path: string): unknown => path.split('.').reduce<unknown>((node, part) => (isPlainObject(node) ? node[part] : undefined), raw);
+  for (const path of SECRET_PATHS) {
+    const value = read(path);
+    if (typeof value === 'string' && isPlaceholder(value)) found.set(path, 'is');
+  }
+  for (const path of SECRET_URL_PATHS) {
+    const value = read(path);
+    if (typeof value !== 'string') continue;
+    // Cluster and Sentinel modes list several URLs.
+    const passwords = value.split(',').map((entry) => {
+      try {
+        return decodeURIComponent(new URL(entry.trim()).password);
+      } catch {
+        return '';
+      }
+    });
+    if (passwords.some((password) => password && isPlaceholder(password))) found.set(path, 'has a password that is');
+  }
+  return found;
 }
 
 function readYaml(file: string, problems: string[]): Plain {

@@ -44,6 +44,8 @@ export class GatewayService implements OnApplicationBootstrap, OnApplicationShut
   private reloadAgain = false;
   private readonly onHangup = () => void this.reload('SIGHUP');
   private compileOptions: CompileOptions = {};
+  /** What the files said at start (before the process filled in runtime values), to tell what a reload changed. */
+  private loaded?: GatewayConfig;
 
   constructor(
     private readonly plugins: PluginRegistry,
@@ -56,6 +58,11 @@ export class GatewayService implements OnApplicationBootstrap, OnApplicationShut
   onApplicationBootstrap(): void {
     this.table = compileRouteTable(this.config, this.plugins, ++this.version, this.compileOptions);
     if (!this.source) return;
+    try {
+      this.loaded = this.source.load();
+    } catch {
+      this.loaded = undefined;
+    }
     process.on('SIGHUP', this.onHangup);
     if (this.config.server.watchConfigFiles) this.watch(this.source.files);
   }
@@ -146,7 +153,8 @@ export class GatewayService implements OnApplicationBootstrap, OnApplicationShut
       this.logger.error({ reason, problems }, `configuration reload refused, the current routes stay: ${problems.join('; ')}`);
       return { ok: false, problems };
     }
-    const restartNeeded = changedKeysNeedingRestart(this.config, next);
+    const restartNeeded = changedKeysNeedingRestart(this.loaded ?? this.config, next);
+    this.loaded = next;
     for (const listener of this.listeners) listener(next);
     for (const key of LIVE_KEYS) (this.config as unknown as Record<LiveKey, unknown>)[key] = (next as unknown as Record<LiveKey, unknown>)[key];
     this.version = table.version;

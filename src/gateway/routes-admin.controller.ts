@@ -28,7 +28,7 @@ export class RouteTableResponseDto {
 }
 
 /** The live route table, and a reload on demand (the same as SIGHUP). */
-@AdminController('routes', 'routes')
+@AdminController('routes', 'admin: routes')
 export class RoutesAdminController {
   constructor(
     private readonly gateway: GatewayService,

@@ -1,8 +1,9 @@
 import { DynamicModule, Inject, Injectable, Module, OnModuleInit } from '@nestjs/common';
-import { LoggerModule } from 'nestjs-pino';
+import { Logger, LoggerModule } from 'nestjs-pino';
 import type { Logger as PinoInstance } from 'pino';
 import { GatewayConfig } from '../config/gateway-config';
 import { RequestObserver } from '../metrics/request-observer';
+import { GatewayLogger } from './gateway-logger';
 import { RequestLineLogger, createRootLogger, loggingOptions } from './logging.options';
 
 const ROOT_LOGGER = Symbol('ROOT_LOGGER');
@@ -21,8 +22,9 @@ class RequestLineSubscription implements OnModuleInit {
 }
 
 /**
- * JSON logs (docs/observability.md): Nest's Logger backed by pino through nestjs-pino, and one line per
- * request written from the RequestObserver (no HTTP middleware, no per-request logger).
+ * JSON logs (docs/observability.md): Nest's Logger backed by pino through nestjs-pino (GatewayLogger,
+ * with Nest's start-up lines at debug), and one line per request written from the RequestObserver
+ * (no HTTP middleware, no per-request logger).
  */
 @Module({})
 export class LoggingModule {
@@ -31,7 +33,12 @@ export class LoggingModule {
     return {
       module: LoggingModule,
       imports: [LoggerModule.forRoot(loggingOptions(logger))],
-      providers: [{ provide: ROOT_LOGGER, useValue: logger }, RequestLineSubscription],
+      providers: [
+        { provide: ROOT_LOGGER, useValue: logger },
+        { provide: GatewayLogger, useFactory: (pinoLogger: Logger) => new GatewayLogger(pinoLogger), inject: [Logger] },
+        RequestLineSubscription,
+      ],
+      exports: [GatewayLogger],
     };
   }
 }

@@ -48,9 +48,25 @@ export function requestFields(state: RequestState | undefined): { requestId?: st
   return state ? { requestId: state.requestId, traceId: state.traceId, clientIp: state.clientIp } : {};
 }
 
-/** The one pino instance of the process: Nest's Logger (through nestjs-pino) and the request lines. */
+const rootLoggers = new WeakMap<GatewayConfig, PinoInstance>();
+
+/**
+ * The one pino instance of a configuration: the start-up lines of main.ts, Nest's Logger (through
+ * nestjs-pino) and the request lines. One instance, so every line has one shape and lines written
+ * before and after the application exists keep their order on stdout.
+ */
 export function createRootLogger(config: GatewayConfig): PinoInstance {
-  return pino({ level: config.logging.level, redact: { paths: REDACTED_PATHS, censor: '[Redacted]' } });
+  let logger = rootLoggers.get(config);
+  if (!logger) {
+    logger = pino({ level: config.logging.level, redact: { paths: REDACTED_PATHS, censor: '[Redacted]' } });
+    rootLoggers.set(config, logger);
+  }
+  return logger;
+}
+
+/** Same shape as the root logger, for the lines written before a configuration exists (it may be invalid). */
+export function createBootLogger(): PinoInstance {
+  return pino({ level: 'info', redact: { paths: REDACTED_PATHS, censor: '[Redacted]' } });
 }
 
 /**

@@ -1,4 +1,5 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -39,6 +40,42 @@ export function spawnGateway(env: Record<string, string>): GatewayProcess {
   child.stderr?.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, url: `http://127.0.0.1:${env.PORT ?? '8080'}`, output: () => out, exited };
+}
+
+/**
+ * Runs the build, `node dist/src/main.js`, exactly as `npm start` does. The build is made first
+ * when dist is missing or older than a source file, so the test never runs yesterday's code.
+ */
+export function spawnBuiltGateway(env: Record<string, string>, options: { ownProcessGroup?: boolean } = {}): GatewayProcess {
+  ensureBuilt();
+  const child = spawn(process.execPath, ['dist/src/main.js'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Like a terminal's foreground job: a signal to -pid reaches every process of the group (Ctrl-C).
+    detached: options.ownProcessGroup ?? false,
+  });
+  let out = '';
+  child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, url: `http://127.0.0.1:${env.PORT ?? '8080'}`, output: () => out, exited };
+}
+
+export function ensureBuilt(): void {
+  const entry = join(ROOT, 'dist', 'src', 'main.js');
+  if (existsSync(entry) && statSync(entry).mtimeMs >= newestSource(join(ROOT, 'src'))) return;
+  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore', timeout: 120_000 });
+}
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestSource(path));
+    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.spec.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+  }
+  return newest;
 }
 
 /** Polls until `path` answers 200 or the process exits. */

@@ -38,7 +38,7 @@ export interface TenantWithKeyOptions {
   email?: string;
   name?: string;
   plan?: string;
-  /** The key's scopes; default: the admin API's default (images:read, usage:read). */
+  /** The key's scopes; default: the admin API's default (images:read, images:write, usage:read). */
   scopes?: string[];
   rateLimits?: RateLimitOverrides;
   quotas?: QuotaOverrides;

@@ -4,7 +4,7 @@ import { Client } from 'pg';
 import type { Type } from '@nestjs/common';
 import { createGatewayApp } from '../../src/app.factory';
 import { AppModule } from '../../src/app.module';
-import { loadConfig } from '../../src/config/config.loader';
+import { type LoadedConfig, loadConfig } from '../../src/config/config.loader';
 import { GatewayConfig } from '../../src/config/gateway-config';
 import { RUN_ENV, TEST_DATABASE_URL, TEST_REDIS_URL, databaseUrl, redisRunPrefix, runId } from './test-env';
 
@@ -35,6 +35,11 @@ export interface TestAppOptions {
   withoutRedis?: boolean;
   /** Extra modules mounted beside the gateway (a test-only route, for instance). */
   imports?: Type[];
+  /**
+   * A YAML file layered as CONFIG_FILE: what a reload reads again (SIGHUP, a file change). Keys
+   * under test belong there, not in `config`, whose overrides every reload reapplies.
+   */
+  configFile?: string;
 }
 
 let counter = 0;
@@ -53,8 +58,12 @@ export async function createTestDatabase(): Promise<string> {
 }
 
 export function testConfig(database: string, redisPrefix: string, options: TestAppOptions = {}): GatewayConfig {
+  return loadTestConfig(database, redisPrefix, options).config;
+}
+
+function loadTestConfig(database: string, redisPrefix: string, options: TestAppOptions = {}): LoadedConfig {
   return loadConfig({
-    env: { NODE_ENV: 'test' },
+    env: options.configFile ? { NODE_ENV: 'test', CONFIG_FILE: options.configFile } : { NODE_ENV: 'test' },
     overrides: deepMerge(
       {
         database: { url: databaseUrl(database), migrationsRun: false, poolSize: 4 },
@@ -69,7 +78,7 @@ export function testConfig(database: string, redisPrefix: string, options: TestA
       },
       options.config ?? {},
     ),
-  }).config;
+  });
 }
 
 /** Boots the real gateway on an ephemeral port against real PostgreSQL and Redis. */
@@ -77,11 +86,11 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const database = options.database ?? (await createTestDatabase());
   // Random part: jest loads this module afresh in every spec file, so the counter alone repeats.
   const redisPrefix = options.redisPrefix ?? `${redisRunPrefix()}${++counter}-${randomBytes(3).toString('hex')}:`;
-  const config = testConfig(database, redisPrefix, options);
+  const { config, source } = loadTestConfig(database, redisPrefix, options);
   const root = options.imports?.length
-    ? { module: class TestRoot {}, imports: [AppModule.forRoot(config), ...options.imports] }
-    : AppModule.forRoot(config);
-  const app = await createGatewayApp(config, root);
+    ? { module: class TestRoot {}, imports: [AppModule.forRoot(config, source), ...options.imports] }
+    : AppModule.forRoot(config, source);
+  const app = await createGatewayApp(config, { rootModule: root, source });
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;

@@ -18,7 +18,12 @@ export const ERROR_CATALOGUE = {
   quota_exceeded: { status: 429, message: 'The quota for this period is used up.' },
   internal_error: { status: 500, message: 'Internal error.' },
   bad_gateway: { status: 502, message: 'The image backend failed.' },
-  no_healthy_backend: { status: 503, message: 'No healthy image backend is available.' },
+  no_healthy_backend: {
+    status: 503,
+    message:
+      'No healthy image backend is available. Add one with POST /admin/v1/backends {"name","url","weight"} or the ' +
+      'BACKENDS variable (name=http://host:port|weight); /health/backends shows the state of each.',
+  },
   unavailable: { status: 503, message: 'The service is temporarily unavailable.' },
   gateway_timeout: { status: 504, message: 'The image backend did not answer in time.' },
 } as const satisfies Record<string, { status: number; message: string }>;

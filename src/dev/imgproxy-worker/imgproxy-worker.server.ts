@@ -66,6 +66,8 @@ export async function startImgproxyWorker(options: ImgproxyWorkerOptions): Promi
     throw new TypeError('keyHex and saltHex must be given together');
   }
   const signer = options.keyHex && options.saltHex ? new ImgproxySigner(options.keyHex, options.saltHex) : undefined;
+  // A fresh clone has no uploads folder yet: the worker serves it as soon as uploads arrive.
+  await fs.mkdir(options.root, { recursive: true });
   // Resolve symlinks once, so containment checks compare real paths.
   const root = await fs.realpath(options.root);
   if (!(await fs.stat(root)).isDirectory()) throw new TypeError(`root is not a directory: ${options.root}`);

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -150,6 +150,17 @@ describe('imgproxy-compatible worker', () => {
     const recorded = worker.requests.find((r) => r.path === target);
     expect(recorded?.headers.authorization).toBe(`Bearer ${SECRET}`);
     expect(recorded?.headers['x-request-id']).toBe('req-42');
+  });
+
+  it('creates its root when it does not exist yet (a fresh clone has no uploads folder)', async () => {
+    const fresh = path.join(root, '..', 'not-yet', 'uploads');
+    const empty = await startImgproxyWorker({ root: fresh });
+    try {
+      expect((await stat(fresh)).isDirectory()).toBe(true);
+      expect((await get(empty, '/insecure/w:10/plain/local:///missing.png')).status).toBe(404);
+    } finally {
+      await empty.close();
+    }
   });
 
   it('accepts any signature, insecure included, when no key is configured', async () => {

@@ -32,10 +32,16 @@ async function main(): Promise<void> {
     root,
     maxRecordedRequests: 0,
   });
-  process.stdout.write(
-    `imgproxy worker listening on ${worker.url} (root ${root}, ${keyHex ? 'signed URLs' : 'unsigned URLs'}, ` +
-      `${env.IMGPROXY_SECRET ? 'secret required' : 'no secret'})\n`,
-  );
+  if (process.send) {
+    // Forked by the gateway (src/dev/imgproxy-worker/imgproxy-worker.process.ts): it reports the
+    // address itself, in its own log shape, so this process prints nothing.
+    process.send({ type: 'listening', url: worker.url });
+  } else {
+    process.stdout.write(
+      `imgproxy worker listening on ${worker.url} (root ${root}, ${keyHex ? 'signed URLs' : 'unsigned URLs'}, ` +
+        `${env.IMGPROXY_SECRET ? 'secret required' : 'no secret'})\n`,
+    );
+  }
 
   const stop = (): void => {
     worker.close().then(
@@ -48,6 +54,8 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // The IPC channel closes when the gateway exits, however it exits (even SIGKILL): no orphan.
+  process.once('disconnect', stop);
 }
 
 main().catch((error: unknown) => {
