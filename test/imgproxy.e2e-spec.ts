@@ -203,6 +203,8 @@ describe('signed image URLs /t/* (real PostgreSQL, Redis and imgproxy worker)', 
     expect(head.status).toBe(200);
     expect(head.headers.get('content-type')).toBe('image/png');
     const post = await gw.fetch(built(a, 'local:///cat.png'), { method: 'POST' });
-    expect(post.status).toBe(404);
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
+    expect((await post.json()).error.code).toBe('method_not_allowed');
   });
 });
