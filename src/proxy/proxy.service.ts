@@ -17,7 +17,7 @@ import { backoffDelay } from './backend-state/backoff';
 import { ByteCounter } from './byte-counter';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './proxy-headers';
 import { UpstreamClients } from './upstream-clients';
-import { classifyUpstreamError, isReplayable, retryAfterMs, type UpstreamFailureKind } from './upstream-failure';
+import { classifyUpstreamAnswer, classifyUpstreamError, isReplayable, retryAfterMs, type UpstreamFailureKind } from './upstream-failure';
 
 export interface ForwardOptions {
   /** Backend pool; `imgproxy` by default. */
@@ -37,7 +37,8 @@ type Outcome = { kind: UpstreamFailureKind | 'busy'; retryAfter?: number };
  * The streaming proxy (docs/proxy-and-backends.md): chooses a backend from the pool's balancer, sends the request
  * over that backend's keep-alive pool and streams the answer back, both bodies counted on the
  * way. GET and HEAD fail over to another backend after a connect error, a timeout before the
- * response headers, or a 429; every attempt reports one outcome to the circuit breaker.
+ * response headers, a malformed reply, or a 429; every attempt reports one outcome to the circuit
+ * breaker (upstream-failure.ts says which).
  *
  * Callers hand in the upstream path and headers: the `/i/*` route forwards its path unchanged,
  * the signed route (`/t/*`) rewrites and re-signs it first.
@@ -75,6 +76,7 @@ export class ProxyService {
     const peerAddress = this.trustedProxies.size === 0 ? gw.clientIp : (normalizeAddress(raw.socket.remoteAddress ?? '') ?? gw.clientIp);
     const headers = upstreamRequestHeaders(raw.headers, {
       requestId: gw.requestId,
+      clientIp: gw.clientIp,
       traceparent: gw.traceparent,
       peerAddress,
       peerTrusted: this.trustedProxies.size > 0 && this.trustedProxies.matches(peerAddress),
@@ -124,6 +126,7 @@ export class ProxyService {
         const kind = classifyUpstreamError(error, abort.signal.aborted);
         if (kind === 'aborted') return undefined;
         this.failed(lease);
+        this.metrics?.upstreamFailed(lease.backend.name, kind);
         this.logger.warn(
           { ...requestFields(gw), backend: lease.backend.name, attempt, kind, code: (error as { code?: string }).code },
           `upstream ${kind} failure on ${lease.backend.name}`,
@@ -134,7 +137,7 @@ export class ProxyService {
       }
       this.observe(lease, started);
 
-      if (response.statusCode === 429) {
+      if (classifyUpstreamAnswer(response.statusCode) === 'busy') {
         // imgproxy's queue is full: shift load away for a while, not a failure (docs/proxy-and-backends.md).
         const retryAfter = retryAfterMs(response.headers['retry-after']);
         lease.backPressure(retryAfter);
@@ -144,8 +147,7 @@ export class ProxyService {
         if (attempt + 1 < attempts) this.metrics?.retried(lease.backend.name);
         continue;
       }
-      if (response.statusCode >= 500) this.failed(lease);
-      else this.succeeded(lease);
+      this.succeeded(lease);
       return this.respond(request, reply, response, lease, gw);
     }
     throw this.finalError(last);
