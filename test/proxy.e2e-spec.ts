@@ -496,7 +496,7 @@ describe('failover and passive health', () => {
     }
   });
 
-  it('passes 5xx answers through and opens the circuit of the failing backend', async () => {
+  it('passes 5xx answers through without ejecting the backend that gave them', async () => {
     const failing = await startBackend({
       name: 'failing',
       handler: (_req, res) => {
@@ -511,10 +511,11 @@ describe('failover and passive health', () => {
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 10; i++) statuses.push((await fetchAs(gw, tenant, image(`c-${i}.jpg`))).status);
-      expect(statuses.filter((s) => s === 500)).toHaveLength(2);
-      expect(statuses.slice(4)).toEqual([200, 200, 200, 200, 200, 200]);
+      // An HTTP answer is the backend working (docs/proxy-and-backends.md): round robin goes on.
+      expect(statuses.filter((s) => s === 500)).toHaveLength(5);
+      expect(failing.hits).toBe(5);
       const report = await (await gw.fetch('/health/backends')).json();
-      expect(report.backends.find((b: { name: string }) => b.name === 'failing')).toMatchObject({ circuit: 'open', available: false, healthy: true });
+      expect(report.backends.find((b: { name: string }) => b.name === 'failing')).toMatchObject({ circuit: 'closed', available: true, healthy: true });
     } finally {
       await gw.close();
       await failing.stop();

@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger, Optional } from '@nestjs/common';
 import { GatewayConfig } from '../config/gateway-config';
-import { BackendPool, type BackendConfig, type BackendSnapshot } from '../proxy/backend-state/backend-pool';
+import { GatewayMetrics } from '../metrics/gateway-metrics.service';
+import { BackendPool, type BackendConfig, type BackendPoolObserver, type BackendSnapshot } from '../proxy/backend-state/backend-pool';
 
 /** The pool every imgproxy request goes to unless a caller names another (docs/proxy-and-backends.md). */
 export const DEFAULT_POOL = 'imgproxy';
@@ -17,8 +18,12 @@ export class BackendRegistry {
   private readonly pools = new Map<string, BackendPool>();
   private readonly listeners = new Set<BackendsChangedListener>();
   private current: readonly BackendConfig[] = [];
+  private readonly logger = new Logger('Backends');
 
-  constructor(private readonly config: GatewayConfig) {}
+  constructor(
+    private readonly config: GatewayConfig,
+    @Optional() private readonly metrics?: GatewayMetrics,
+  ) {}
 
   pool(name: string = DEFAULT_POOL): BackendPool | undefined {
     return this.pools.get(name);
@@ -39,7 +44,7 @@ export class BackendRegistry {
     for (const [name, group] of byPool) {
       let pool = this.pools.get(name);
       if (!pool) {
-        pool = this.newPool();
+        pool = this.newPool(name);
         this.pools.set(name, pool);
       }
       pool.replaceAll(group);
@@ -86,9 +91,10 @@ export class BackendRegistry {
     return { serving, unavailable };
   }
 
-  private newPool(): BackendPool {
+  private newPool(name: string): BackendPool {
     const { healthCheck, proxy } = this.config;
     return new BackendPool({
+      observer: this.panicObserver(name),
       balancer: 'weighted-round-robin',
       health: { healthyThreshold: healthCheck.healthyThreshold, unhealthyThreshold: healthCheck.unhealthyThreshold },
       circuit: {
@@ -96,5 +102,16 @@ export class BackendRegistry {
         cooldownMs: proxy.circuitBreaker.cooldownSeconds * 1000,
       },
     });
+  }
+
+  /** The panic threshold's decisions (docs/proxy-and-backends.md): a log line per change, a count per request. */
+  private panicObserver(pool: string): BackendPoolObserver {
+    return {
+      panicChanged: (ignored) => {
+        if (ignored.length === 0) this.logger.log({ pool }, `pool ${pool}: no open circuit is ignored any more`);
+        else this.logger.warn({ pool, backends: ignored.map((b) => b.name) }, `pool ${pool}: open circuits exceed half its weight; still sending to ${ignored.map((b) => b.name).join(', ')}`);
+      },
+      panicRouted: (backend) => this.metrics?.circuitPanic(pool, backend.name),
+    };
   }
 }
