@@ -126,7 +126,9 @@ class PoolMember implements WeightedCandidate {
 
 /** Which members may take a request now, and which of them only because the panic threshold ignores their open circuit. */
 interface Admission {
+  /** Candidates for this request (not excluded), and those of them not under back-pressure. */
   usable: PoolMember[];
+  relieved: PoolMember[];
   ignored: ReadonlySet<PoolMember>;
 }
 
@@ -191,15 +193,8 @@ export class BackendPool {
    * can, since a queued request beats a 503.
    */
   choose(ctx: BalancerContext = {}): BackendLease | undefined {
-    const { usable: admitted, ignored } = this.admission();
+    const { usable, relieved, ignored } = this.admission(ctx.exclude);
     this.notePanic(ignored);
-    const usable: PoolMember[] = [];
-    const relieved: PoolMember[] = [];
-    for (const member of admitted) {
-      if (ctx.exclude?.has(member.id)) continue;
-      usable.push(member);
-      if (!member.circuit.underBackPressure()) relieved.push(member);
-    }
     const picked = this.strategy.pick(relieved.length > 0 ? relieved : usable, ctx);
     const member = picked && this.members.get(picked.id);
     if (member === undefined) return undefined;
@@ -274,19 +269,26 @@ export class BackendPool {
    * The members that may take a request: admitted by their active checks, and either allowing
    * requests by their circuit or beyond the panic threshold's budget. Ejected members are
    * honoured in the order their circuits opened while their weight fits within `maxEjectedShare`
-   * of the admitted weight; the rest are ignored (usable).
+   * of the admitted weight (the whole pool's: `exclude` only narrows this request's candidates);
+   * the rest are ignored, that is usable. One pass in the usual case of no open circuit.
    */
-  private admission(): Admission {
+  private admission(exclude?: ReadonlySet<string>): Admission {
     const usable: PoolMember[] = [];
+    const relieved: PoolMember[] = [];
+    const candidate = (member: PoolMember): void => {
+      if (exclude?.has(member.id)) return;
+      usable.push(member);
+      if (!member.circuit.underBackPressure()) relieved.push(member);
+    };
     let ejected: PoolMember[] | undefined;
     let admittedWeight = 0;
     for (const member of this.members.values()) {
       if (!member.admitted()) continue;
       admittedWeight += member.weight;
-      if (member.circuit.canRequest()) usable.push(member);
+      if (member.circuit.canRequest()) candidate(member);
       else (ejected ??= []).push(member);
     }
-    if (ejected === undefined) return { usable, ignored: NONE };
+    if (ejected === undefined) return { usable, relieved, ignored: NONE };
     ejected.sort((a, b) => (a.circuit.openedSince() ?? 0) - (b.circuit.openedSince() ?? 0));
     const budget = admittedWeight * this.maxEjectedShare;
     const ignored = new Set<PoolMember>();
@@ -296,10 +298,10 @@ export class BackendPool {
         ejectedWeight += member.weight;
       } else {
         ignored.add(member);
-        usable.push(member);
+        candidate(member);
       }
     }
-    return { usable, ignored };
+    return { usable, relieved, ignored };
   }
 
   /** Reports a change of the ignored set once, not on every request. */
