@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
+import { AdminModule } from './admin/admin.module';
 import { AuditModule } from './audit/audit.module';
 import { BackendsModule } from './backends/backends.module';
 import { AuthModule } from './auth/auth.module';
@@ -51,10 +52,12 @@ export class AppModule {
         TracingModule,
         RequestLogsModule,
         AuditModule,
+        // Admin token check before any admin body is read (a request hook), shared with the guards.
+        AdminModule,
         // Rate limits and usage counters are global: the auth guard, proxy and uploads use them.
         RateLimitModule,
         UsageModule,
-        // Before every module with guarded routes: IpAllowlistModule installs the global deny-list guard.
+        // IpAllowlistModule also puts the global deny list into the first request hook.
         IpAllowlistModule,
         PlansModule,
         TenantsModule,

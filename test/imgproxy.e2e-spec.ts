@@ -205,5 +205,6 @@ describe('signed image URLs /t/* (real PostgreSQL, Redis and imgproxy worker)', 
     const post = await gw.fetch(built(a, 'local:///cat.png'), { method: 'POST' });
     expect(post.status).toBe(405);
     expect(post.headers.get('allow')).toBe('GET, HEAD');
+    expect((await post.json()).error.code).toBe('method_not_allowed');
   });
 });

@@ -37,6 +37,8 @@ describe('promtool', () => {
     metrics.backendState('a', 'imgproxy', true, 70);
     metrics.circuitState('a', 'closed');
     metrics.retried('a');
+    metrics.circuitPanic('imgproxy', 'a');
+    metrics.upstreamFailed('a', 'protocol');
     metrics.rateLimited('tenant');
     metrics.quotaExceeded('monthlyRequests');
     metrics.authFailed('invalid_key');
@@ -55,6 +57,8 @@ describe('promtool', () => {
       'gateway_backend_weight',
       'gateway_circuit_state',
       'gateway_retries_total',
+      'gateway_circuit_panic_total',
+      'gateway_upstream_failures_total',
       'gateway_rate_limited_total',
       'gateway_quota_exceeded_total',
       'gateway_auth_failures_total',

@@ -513,7 +513,7 @@ describe('failover and passive health', () => {
     }
   });
 
-  it('passes 5xx answers through without ejecting the backend: any HTTP answer proves it reachable', async () => {
+  it('passes 5xx answers through without ejecting the backend that gave them', async () => {
     const failing = await startBackend({
       name: 'failing',
       handler: (_req, res) => {
@@ -528,9 +528,9 @@ describe('failover and passive health', () => {
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 10; i++) statuses.push((await fetchAs(gw, tenant, image(`c-${i}.jpg`))).status);
-      // A source that makes imgproxy fail is the request's doing: the balancer keeps both.
+      // An HTTP answer is the backend working (docs/proxy-and-backends.md): round robin goes on.
       expect(statuses.filter((s) => s === 500)).toHaveLength(5);
-      expect(statuses.filter((s) => s === 200)).toHaveLength(5);
+      expect(failing.hits).toBe(5);
       const report = await (await gw.fetch('/health/backends')).json();
       expect(report.backends.find((b: { name: string }) => b.name === 'failing')).toMatchObject({ circuit: 'closed', available: true, healthy: true });
     } finally {

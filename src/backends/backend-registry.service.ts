@@ -1,7 +1,8 @@
-import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { GatewayConfig } from '../config/gateway-config';
 import type { UpstreamConfig } from '../config/routes.config';
-import { BackendPool, type BackendConfig, type BackendSnapshot } from '../proxy/backend-state/backend-pool';
+import { GatewayMetrics } from '../metrics/gateway-metrics.service';
+import { BackendPool, type BackendConfig, type BackendPoolObserver, type BackendSnapshot } from '../proxy/backend-state/backend-pool';
 import { DnsDiscovery } from '../upstreams/discovery/dns-discovery';
 import { toBackendConfig } from '../upstreams/discovery/discovered-targets';
 
@@ -48,7 +49,10 @@ export class BackendRegistry implements OnApplicationShutdown {
   private tableBackends: readonly BackendConfig[] = [];
   private imgproxyOverrides: UpstreamConfig | undefined;
 
-  constructor(private readonly config: GatewayConfig) {
+  constructor(
+    private readonly config: GatewayConfig,
+    @Optional() private readonly metrics?: GatewayMetrics,
+  ) {
     this.configure(config.upstreams ?? {});
   }
 
@@ -78,7 +82,7 @@ export class BackendRegistry implements OnApplicationShutdown {
     for (const [name, group] of byPool) {
       let pool = this.tablePools.get(name);
       if (!pool) {
-        pool = this.newPool(name === DEFAULT_POOL ? this.imgproxyOverrides : undefined);
+        pool = this.newPool(name, name === DEFAULT_POOL ? this.imgproxyOverrides : undefined);
         this.tablePools.set(name, pool);
       }
       pool.replaceAll(group);
@@ -101,7 +105,7 @@ export class BackendRegistry implements OnApplicationShutdown {
       this.imgproxyOverrides = overrides;
       const current = this.tablePools.get(DEFAULT_POOL);
       if (current) {
-        const fresh = this.newPool(overrides);
+        const fresh = this.newPool(DEFAULT_POOL, overrides);
         fresh.replaceAll(current.backends());
         this.tablePools.set(DEFAULT_POOL, fresh);
       }
@@ -177,7 +181,7 @@ export class BackendRegistry implements OnApplicationShutdown {
     const balancer = upstream.balancer ?? 'weighted-round-robin';
     let current = this.upstreams.get(name);
     if (!current || current.optionsKey !== optionsKey) {
-      const pool = this.newPool(upstream);
+      const pool = this.newPool(name, upstream);
       if (current) {
         pool.replaceAll(current.pool.backends());
         current.discovery?.stop();
@@ -234,9 +238,10 @@ export class BackendRegistry implements OnApplicationShutdown {
     };
   }
 
-  private newPool(upstream: UpstreamConfig | undefined): BackendPool {
+  private newPool(name: string, upstream: UpstreamConfig | undefined): BackendPool {
     const { healthCheck, proxy } = this.config;
     return new BackendPool({
+      observer: this.panicObserver(name),
       balancer: upstream?.balancer ?? 'weighted-round-robin',
       health: {
         healthyThreshold: upstream?.healthCheck?.healthyThreshold ?? healthCheck.healthyThreshold,
@@ -247,6 +252,17 @@ export class BackendRegistry implements OnApplicationShutdown {
         cooldownMs: (upstream?.circuitBreaker?.cooldownSeconds ?? proxy.circuitBreaker.cooldownSeconds) * 1000,
       },
     });
+  }
+
+  /** The panic threshold's decisions (docs/proxy-and-backends.md): a log line per change, a count per request. */
+  private panicObserver(pool: string): BackendPoolObserver {
+    return {
+      panicChanged: (ignored) => {
+        if (ignored.length === 0) this.logger.log({ pool }, `pool ${pool}: no open circuit is ignored any more`);
+        else this.logger.warn({ pool, backends: ignored.map((b) => b.name) }, `pool ${pool}: open circuits exceed half its weight; still sending to ${ignored.map((b) => b.name).join(', ')}`);
+      },
+      panicRouted: (backend) => this.metrics?.circuitPanic(pool, backend.name),
+    };
   }
 
   private notify(): void {

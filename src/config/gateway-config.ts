@@ -104,7 +104,10 @@ export class UploadsConfig {
   /** Shared with imgproxy as IMGPROXY_LOCAL_FILESYSTEM_ROOT. */
   /** Defaults to `<dataDir>/uploads` (filled in by the loader). */
   @IsString() @MinLength(1) root: string;
+  /** Largest upload request body, multipart framing included. */
   @IsInt() @Min(1) maxBytes = 20 * 1024 * 1024;
+  /** Largest image (width × height of one frame, from its header) an upload may hold. */
+  @IsInt() @Min(1) maxPixels = 50_000_000;
   @IsBoolean() allowSvg = false;
   /** Processing options of the ready signed URL an upload answers with, e.g. `rs:fit:1024:1024/q:80`. */
   @IsString()

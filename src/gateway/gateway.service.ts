@@ -2,7 +2,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { basename, dirname } from 'node:path';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
-import { GatewayException } from '../common/errors/gateway.exception';
+import { refusals } from '../common/errors/refusals';
 import { ConfigError, type ConfigSource } from '../config/config.loader';
 import { CONFIG_SOURCE } from '../config/config.module';
 import { GatewayConfig } from '../config/gateway-config';
@@ -85,6 +85,12 @@ export class GatewayService implements OnApplicationBootstrap, OnApplicationShut
     return this.table;
   }
 
+  /**
+   * The methods the application's own (Nest) routes serve at a path the route table does not know,
+   * so a wrong method there is a 405 with Allow rather than a 404. Set by the HTTP entry.
+   */
+  nestMethodsAt: (url: string) => readonly string[] = () => [];
+
   /** The live `auth.jwt` section (a reload replaces it). */
   configuredJwt(): GatewayConfig['auth']['jwt'] {
     return this.config.auth.jwt;
@@ -112,12 +118,12 @@ export class GatewayService implements OnApplicationBootstrap, OnApplicationShut
       return;
     }
     ctx.routeTemplate = UNMATCHED_ROUTE;
-    writeRefusal(
-      ctx,
-      match.kind === 'none'
-        ? new GatewayException('not_found', 'No route matches this path.')
-        : new GatewayException('method_not_allowed', `This route answers ${match.allow}.`, { allow: match.allow }, { allow: match.allow }),
-    );
+    if (match.kind === 'method-not-allowed') {
+      writeRefusal(ctx, refusals.methodNotAllowed(match.allow.split(', '), `This route answers ${match.allow}.`));
+      return;
+    }
+    const nest = this.nestMethodsAt(url);
+    writeRefusal(ctx, nest.length > 0 ? refusals.methodNotAllowed(nest) : refusals.notFound('No route matches this path.'));
   }
 
   /**

@@ -1,16 +1,17 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 import { GatewayException } from '../common/errors/gateway.exception';
+import { allowedMethods } from '../common/http/allowed-methods';
 import { requestIdFor } from '../common/http/request-id';
 import { RandomHexPool } from '../common/http/random-hex';
 import { CidrMatcher } from '../common/net/cidr';
 import { GatewayConfig } from '../config/gateway-config';
-import { type GatewayContext, contextFor } from './context';
+import { contextFor } from './context';
 import { GatewayService, UNMATCHED_ROUTE } from './gateway.service';
+import { writeToSocket } from './refusal-writer';
 import { PluginRegistry } from './plugin-registry';
 
 /** Methods the catch-all takes; TRACE too, so it is refused in the catalogue's shape (405). */
@@ -24,7 +25,8 @@ const CATCH_ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPT
  * stream over untouched: proxied bodies are never parsed or buffered, while the admin API keeps
  * its JSON parser and limits. The reply is hijacked: the chain writes to the raw response once.
  *
- * WebSocket upgrades and CONNECT never reach Fastify; they are taken from the HTTP server here.
+ * WebSocket upgrades never reach Fastify; they are taken from the HTTP server here (CONNECT is
+ * refused by the first request hooks' server listener).
  */
 @Injectable()
 export class GatewayHttpEntry implements OnModuleInit {
@@ -58,12 +60,9 @@ export class GatewayHttpEntry implements OnModuleInit {
         },
       });
     });
+    this.gateway.nestMethodsAt = (url) => allowedMethods(fastify, url);
     const server = fastify.server as Server;
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
-    server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-      const ctx = contextFor(req, requestIdFor(req), this.trustedProxies, this.ids);
-      writeToSocket(socket, ctx, new GatewayException('method_not_allowed', 'CONNECT is never proxied.', {}, { allow: 'GET, HEAD' }));
-    });
   }
 
   /**
@@ -103,25 +102,4 @@ export class GatewayHttpEntry implements OnModuleInit {
         writeToSocket(socket, ctx, new GatewayException('internal_error'));
       });
   }
-}
-
-/** A refusal in the catalogue's shape on a socket no HTTP response object owns (upgrade, CONNECT). */
-export function writeToSocket(socket: Duplex, ctx: GatewayContext, refusal: GatewayException): void {
-  if (socket.destroyed) return;
-  const status = refusal.getStatus();
-  ctx.gatewayStatus = status;
-  const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message, requestId: ctx.requestId, ...refusal.extras } });
-  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`];
-  const decided = ctx.replyHeaders;
-  for (let i = 0; i < decided.length; i += 2) lines.push(`${decided[i]}: ${decided[i + 1]}`);
-  for (const name in refusal.headers) lines.push(`${name}: ${refusal.headers[name]}`);
-  lines.push(
-    `x-request-id: ${ctx.requestId}`,
-    'content-type: application/json; charset=utf-8',
-    `content-length: ${Buffer.byteLength(body)}`,
-    'x-content-type-options: nosniff',
-    'cache-control: no-store',
-    'connection: close',
-  );
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
 }

@@ -1,5 +1,4 @@
 import { Module } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthInvalidationModule } from '../auth/invalidation/auth-invalidation.module';
 import { TenantsModule } from '../tenants/tenants.module';
@@ -19,9 +18,8 @@ import { IpDenyListGuard } from './ip-deny-list.guard';
     IpAllowlistService,
     IpAllowlistCache,
     IpAllowlistGuard,
+    // Installs the deny list into the first request hook of every route (docs/tenants-and-keys.md).
     IpDenyListGuard,
-    // Global, so the deny list runs before any controller guard on every route (docs/tenants-and-keys.md).
-    { provide: APP_GUARD, useExisting: IpDenyListGuard },
   ],
   exports: [IpAllowlistCache, IpAllowlistGuard, IpDenyListGuard],
 })

@@ -5,6 +5,7 @@ import { GatewayConfig } from '../config/gateway-config';
 import { RequestObserver } from '../metrics/request-observer';
 import { GatewayLogger } from './gateway-logger';
 import { RequestLineLogger, createRootLogger, loggingOptions } from './logging.options';
+import { UrlRedactor } from './url-redaction';
 
 const ROOT_LOGGER = Symbol('ROOT_LOGGER');
 
@@ -14,10 +15,11 @@ class RequestLineSubscription implements OnModuleInit {
   constructor(
     @Inject(ROOT_LOGGER) private readonly logger: PinoInstance,
     private readonly observer: RequestObserver,
+    private readonly config: GatewayConfig,
   ) {}
 
   onModuleInit(): void {
-    this.observer.subscribe(new RequestLineLogger(this.logger));
+    this.observer.subscribe(new RequestLineLogger(this.logger, UrlRedactor.forConfig(this.config)));
   }
 }
 

@@ -3,6 +3,7 @@ import pino, { type Level, type Logger as PinoInstance } from 'pino';
 import { GatewayConfig } from '../config/gateway-config';
 import type { RequestState } from '../common/http/request-context';
 import type { FinishedRequest } from '../metrics/request-observer';
+import { UrlRedactor } from './url-redaction';
 
 /**
  * Paths that may carry credentials, should anything log them; pino replaces their values.
@@ -31,12 +32,14 @@ export const REDACTED_PATHS = [
 ];
 
 const QUIET_PATHS = /^\/(health(\/|\?|$)|metrics(\?|$))/;
-const SECRET_QUERY = /([?&](?:api_key|apikey|api-key|key|token|access_token|secret|signature|sig)=)[^&#]*/gi;
+const SHAPE_ONLY = new UrlRedactor();
 
-/** Strips credential-bearing query parameters from a URL before it is logged. */
-export function redactUrl(url: string): string {
-  // Most URLs have no query at all: skip the regular expression for them.
-  return url.includes('?') ? url.replace(SECRET_QUERY, '$1[Redacted]') : url;
+/**
+ * Masks credentials in a URL before it is logged: by parameter name (decoded) and by value shape
+ * (url-redaction.ts). Without `redactor`, the gateway's own configured secrets are not known.
+ */
+export function redactUrl(url: string, redactor: UrlRedactor = SHAPE_ONLY): string {
+  return redactor.redact(url);
 }
 
 /**
@@ -91,13 +94,17 @@ export function requestLineLevel(url: string, status: number): Level {
 /**
  * One JSON line per request when its response ends or is aborted (docs/observability.md): requestId,
  * traceId, clientIp, method, route template, route name, status (499 + aborted when the client
- * closed first), tenantId, keyId, backend, bytes, durationMs and the URL with credential query
- * values masked. Built from `request.gw` only, so it holds no header and nothing to redact.
+ * closed first), tenantId, keyId, backend, bytes, durationMs and the URL with credentials masked
+ * by name and by value. Built from `request.gw` only, so it holds no header and nothing else to
+ * redact.
  */
 export class RequestLineLogger {
   private readonly lines: PinoInstance;
 
-  constructor(logger: PinoInstance) {
+  constructor(
+    logger: PinoInstance,
+    private readonly redactor: UrlRedactor = SHAPE_ONLY,
+  ) {
     // Every field below is chosen, not copied from the request, and the URL is masked: redaction
     // (which walks each logged object) has nothing to find in a request line, so it is skipped.
     this.lines = logger.child({}, { redact: [] });
@@ -111,7 +118,7 @@ export class RequestLineLogger {
     const auth = state.auth;
     this.lines[level](
       {
-        req: { url: redactUrl(url) },
+        req: { url: this.redactor.redact(url) },
         requestId: state.requestId,
         traceId: state.traceId,
         clientIp: state.clientIp,

@@ -33,6 +33,8 @@ export class GatewayMetrics {
   private readonly backendWeight: Gauge<'backend' | 'pool'>;
   private readonly circuit: Gauge<'backend'>;
   private readonly retries: Counter<'backend'>;
+  private readonly circuitPanics: Counter<'pool' | 'backend'>;
+  private readonly upstreamFailures: Counter<'backend' | 'kind'>;
   private readonly rateLimitedTotal: Counter<'scope'>;
   private readonly quotaExceededTotal: Counter<'quota'>;
   private readonly authFailures: Counter<'reason'>;
@@ -60,6 +62,13 @@ export class GatewayMetrics {
     this.backendWeight = gauge(r, 'gateway_backend_weight', 'Configured balancer weight of the backend (0 when disabled).', ['backend', 'pool']);
     this.circuit = gauge(r, 'gateway_circuit_state', 'Circuit breaker state: 0 closed, 1 half-open, 2 open.', ['backend']);
     this.retries = counter(r, 'gateway_retries_total', 'Requests retried on another backend after a failure of this one.', ['backend']);
+    this.circuitPanics = counter(
+      r,
+      'gateway_circuit_panic_total',
+      'Requests sent to a backend whose open circuit was ignored, because open circuits already removed half the pool weight.',
+      ['pool', 'backend'],
+    );
+    this.upstreamFailures = counter(r, 'gateway_upstream_failures_total', 'Failed upstream attempts, by backend and kind (connect, timeout, protocol).', ['backend', 'kind']);
     this.rateLimitedTotal = counter(r, 'gateway_rate_limited_total', 'Requests refused with 429 by a rate limit, by scope (ip, tenant, route).', ['scope']);
     this.quotaExceededTotal = counter(r, 'gateway_quota_exceeded_total', 'Requests refused with 429 quota_exceeded, by quota.', ['quota']);
     this.authFailures = counter(r, 'gateway_auth_failures_total', 'Failed authentications, by reason.', ['reason']);
@@ -127,6 +136,16 @@ export class GatewayMetrics {
 
   retried(backend: string): void {
     this.retries.inc({ backend });
+  }
+
+  /** A request went to `backend` past its open circuit (the pool's panic threshold). */
+  circuitPanic(pool: string, backend: string): void {
+    this.circuitPanics.inc({ pool, backend });
+  }
+
+  /** One upstream attempt failed before the backend answered (`connect`, `timeout`, `protocol`). */
+  upstreamFailed(backend: string, kind: string): void {
+    this.upstreamFailures.inc({ backend, kind });
   }
 
   rateLimited(scope: string): void {

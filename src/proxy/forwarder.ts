@@ -8,11 +8,11 @@ import { Injectable, Logger, Optional } from '@nestjs/common';
 import type { Dispatcher } from 'undici';
 import { BackendRegistry } from '../backends/backend-registry.service';
 import { GatewayException } from '../common/errors/gateway.exception';
+import { refusals } from '../common/errors/refusals';
 import { CidrMatcher, normalizeAddress } from '../common/net/cidr';
 import { GatewayConfig } from '../config/gateway-config';
 import type { GatewayContext } from '../gateway/context';
-import { writeToSocket } from '../gateway/http-entry';
-import { writeRefusal } from '../gateway/refusal-writer';
+import { writeRefusal, writeToSocket } from '../gateway/refusal-writer';
 import { requestFields } from '../logging/logging.options';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import type { BackendLease } from './backend-state/backend-pool';
@@ -20,7 +20,7 @@ import { backoffDelay } from './backend-state/backoff';
 import { ByteCounter } from './byte-counter';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './proxy-headers';
 import { UpstreamClients } from './upstream-clients';
-import { classifyUpstreamError, retryAfterMs, type UpstreamFailureKind } from './upstream-failure';
+import { classifyUpstreamAnswer, classifyUpstreamError, retryAfterMs, type UpstreamFailureKind } from './upstream-failure';
 
 /** How one route forwards, resolved once when the route is compiled. */
 export interface ForwardPlan {
@@ -38,6 +38,8 @@ export interface ForwardPlan {
   readonly strip: ReadonlySet<string>;
   /** Request headers set on every upstream request of the route. */
   readonly set: Readonly<Record<string, string>>;
+  /** Pass the upstream's Set-Cookie on (an application's sessions; never an image backend's). */
+  readonly keepCookies: boolean;
 }
 
 /** Methods that may be replayed on another backend (when they carry no body). */
@@ -74,7 +76,7 @@ export class Forwarder {
   async forward(ctx: GatewayContext, plan: ForwardPlan): Promise<void> {
     const req = ctx.req!;
     const pool = this.registry.pool(plan.upstream);
-    if (!pool) throw new GatewayException('no_healthy_backend');
+    if (!pool) throw refusals.noHealthyBackend();
     const method = req.method ?? 'GET';
     const body = this.requestBody(ctx, plan);
     const headers = this.upstreamHeaders(ctx, plan);
@@ -98,7 +100,7 @@ export class Forwarder {
       }
       const lease = pool.choose({ clientIp: ctx.clientIp, exclude: tried });
       if (!lease) {
-        if (last === undefined) throw new GatewayException('no_healthy_backend');
+        if (last === undefined) throw refusals.noHealthyBackend();
         break;
       }
       tried.add(lease.backend.id);
@@ -124,6 +126,7 @@ export class Forwarder {
         const kind = classifyUpstreamError(error, abort.signal.aborted);
         if (kind === 'aborted') return;
         this.failed(lease);
+        this.metrics?.upstreamFailed(lease.backend.name, kind);
         this.logger.warn(
           { ...requestFields(ctx), backend: lease.backend.name, attempt, kind, code: (error as { code?: string }).code },
           `upstream ${kind} failure on ${lease.backend.name}`,
@@ -134,7 +137,7 @@ export class Forwarder {
       }
       this.observe(lease, started);
 
-      if (response.statusCode === 429) {
+      if (classifyUpstreamAnswer(response.statusCode) === 'busy') {
         // The backend's queue is full: shift load away for a while, not a failure.
         const retryAfter = retryAfterMs(response.headers['retry-after']);
         lease.backPressure(retryAfter);
@@ -145,7 +148,7 @@ export class Forwarder {
         continue;
       }
       this.succeeded(lease);
-      this.respond(ctx, response, lease, abort);
+      this.respond(ctx, plan, response, lease, abort);
       return;
     }
     throw finalError(last);
@@ -161,7 +164,7 @@ export class Forwarder {
     const req = ctx.req!;
     const lease = this.registry.pool(plan.upstream)?.choose({ clientIp: ctx.clientIp });
     if (!lease) {
-      writeToSocket(socket, ctx, new GatewayException('no_healthy_backend'));
+      writeToSocket(socket, ctx, refusals.noHealthyBackend());
       ctx.runEndHooks(true, () => undefined);
       return;
     }
@@ -237,6 +240,7 @@ export class Forwarder {
     const peerAddress = this.trustedProxies.size === 0 ? ctx.clientIp : (normalizeAddress(req.socket.remoteAddress ?? '') ?? ctx.clientIp);
     const headers = upstreamRequestHeaders(req.headers, {
       requestId: ctx.requestId,
+      clientIp: ctx.clientIp,
       traceparent: ctx.traceparent,
       peerAddress,
       peerTrusted: this.trustedProxies.size > 0 && this.trustedProxies.matches(peerAddress),
@@ -249,10 +253,10 @@ export class Forwarder {
     return headers;
   }
 
-  private respond(ctx: GatewayContext, response: Dispatcher.ResponseData, lease: BackendLease, abort: AbortController): void {
+  private respond(ctx: GatewayContext, plan: ForwardPlan, response: Dispatcher.ResponseData, lease: BackendLease, abort: AbortController): void {
     const res = ctx.res!;
     const status = response.statusCode;
-    const headers: OutgoingHttpHeaders = downstreamResponseHeaders(response.headers as IncomingHttpHeaders);
+    const headers: OutgoingHttpHeaders = downstreamResponseHeaders(response.headers as IncomingHttpHeaders, { keepCookies: plan.keepCookies });
     ctx.compiled?.chain.respond(ctx, status, headers);
     const decided = ctx.replyHeaders;
     for (let i = 0; i < decided.length; i += 2) headers[decided[i]] = decided[i + 1];
@@ -327,7 +331,7 @@ function finalError(last: Outcome | undefined): GatewayException {
   if (last?.kind === 'busy') {
     // Every backend that could take it is saturated: the service's state, not the caller's limit.
     const seconds = Math.max(1, Math.ceil((last.retryAfter ?? 1000) / 1000));
-    return new GatewayException('unavailable', 'The backends are busy; retry shortly.', { retryAfter: seconds }, { 'retry-after': seconds });
+    return refusals.unavailable(seconds, 'The backends are busy; retry shortly.');
   }
-  return new GatewayException(last?.kind === 'timeout' ? 'gateway_timeout' : 'bad_gateway');
+  return last?.kind === 'timeout' ? refusals.gatewayTimeout() : refusals.badGateway();
 }

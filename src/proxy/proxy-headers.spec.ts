@@ -1,6 +1,6 @@
 import { downstreamResponseHeaders, upstreamRequestHeaders, type ForwardingContext } from './proxy-headers';
 
-const ctx: ForwardingContext = { requestId: 'req-1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', peerAddress: '203.0.113.7', peerTrusted: false, protocol: 'http' };
+const ctx: ForwardingContext = { requestId: 'req-1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', peerAddress: '203.0.113.7', clientIp: '203.0.113.7', peerTrusted: false, protocol: 'http' };
 
 describe('upstreamRequestHeaders', () => {
   it('removes hop-by-hop headers, those named by Connection, and the gateway credentials', () => {
@@ -33,9 +33,25 @@ describe('upstreamRequestHeaders', () => {
       'x-forwarded-for': '203.0.113.7',
       'x-forwarded-proto': 'http',
       'x-forwarded-host': 'gateway.example',
+      'x-real-ip': '203.0.113.7',
       'x-request-id': 'req-1',
       traceparent: ctx.traceparent,
     });
+  });
+
+  it('replaces every client-address header a client could forge with what the gateway resolved', () => {
+    const forged = {
+      'x-real-ip': '10.0.0.1',
+      'true-client-ip': '10.0.0.2',
+      'cf-connecting-ip': '10.0.0.3',
+      'x-client-ip': '10.0.0.4',
+      'x-cluster-client-ip': '10.0.0.5',
+      'fastly-client-ip': '10.0.0.6',
+    };
+    const out = upstreamRequestHeaders(forged, { ...ctx, peerAddress: '10.9.9.9', peerTrusted: true, clientIp: '198.51.100.4' });
+    expect(out['x-real-ip']).toBe('198.51.100.4');
+    for (const name of Object.keys(forged).filter((n) => n !== 'x-real-ip')) expect(out[name]).toBeUndefined();
+    expect(JSON.stringify(out)).not.toMatch(/10\.0\.0\./);
   });
 
   it('replaces forwarding headers from an untrusted peer and extends those of a trusted proxy', () => {
@@ -76,7 +92,13 @@ describe('downstreamResponseHeaders', () => {
       'x-request-id': 'backend-id',
     });
     expect(Object.keys(out).sort()).toEqual(
-      ['cache-control', 'content-disposition', 'content-encoding', 'content-length', 'content-type', 'etag', 'expires', 'last-modified', 'vary'].sort(),
+      ['cache-control', 'content-disposition', 'content-encoding', 'content-length', 'content-type', 'etag', 'expires', 'last-modified', 'vary', 'x-content-type-options'].sort(),
     );
+  });
+
+  it('drops the backend’s cookies and always forbids type sniffing', () => {
+    const out = downstreamResponseHeaders({ 'content-type': 'image/png', 'set-cookie': ['a=1', 'b=2'], 'x-content-type-options': 'whatever' });
+    expect(out['set-cookie']).toBeUndefined();
+    expect(out['x-content-type-options']).toBe('nosniff');
   });
 });

@@ -25,7 +25,10 @@ const HOP_BY_HOP = new Set([
  *   (a browser sends the gateway domain's cookies with every `<img>`: customer session data that
  *   imgproxy neither needs nor should see);
  * - `host` (the backend's own host is sent), `expect` (undici refuses it), and the forwarding
- *   headers, which the gateway rebuilds itself.
+ *   headers, which the gateway rebuilds itself;
+ * - every other header that claims to name the client (`X-Real-IP`, `True-Client-IP`,
+ *   `CF-Connecting-IP`, ...): a client can send any of them, and a backend or its logs would take
+ *   them as true. The gateway states the client address itself (`X-Forwarded-For`, `X-Real-IP`).
  */
 const STRIPPED_UPSTREAM = new Set([
   'x-api-key',
@@ -39,14 +42,27 @@ const STRIPPED_UPSTREAM = new Set([
   'forwarded',
   'x-request-id',
   'traceparent',
+  'x-real-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'fastly-client-ip',
 ]);
 
-/** The gateway's own request id wins over whatever the backend echoes. */
-const STRIPPED_DOWNSTREAM = new Set(['x-request-id']);
+/**
+ * Never passed to the client: the backend's request id (the gateway's own wins) and cookies. An
+ * image answer is served from the gateway's domain, where a backend's `Set-Cookie` would land on
+ * every tenant's users (or overwrite the gateway's own cookies). A configured route to an
+ * application keeps its cookies (`keepCookies`): they are that application's sessions.
+ */
+const STRIPPED_DOWNSTREAM = new Set(['x-request-id', 'set-cookie']);
 
 export interface ForwardingContext {
   requestId: string;
   traceparent?: string;
+  /** The client address the gateway resolved (its trusted-proxy rule), sent as `X-Real-IP`. */
+  clientIp: string;
   /** The socket's peer address (normalised). */
   peerAddress: string;
   /** Whether the peer is a trusted proxy, whose X-Forwarded-* we extend instead of replacing. */
@@ -95,6 +111,7 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: Forwa
   out['x-forwarded-proto'] = (ctx.peerTrusted && firstOf(incoming['x-forwarded-proto'])) || ctx.protocol;
   const host = (ctx.peerTrusted && firstOf(incoming['x-forwarded-host'])) || incoming.host;
   if (host) out['x-forwarded-host'] = host;
+  out['x-real-ip'] = ctx.clientIp;
   out['x-request-id'] = ctx.requestId;
   if (ctx.traceparent) out.traceparent = ctx.traceparent;
   if (ctx.extra) for (const name in ctx.extra) out[name.toLowerCase()] = ctx.extra[name];
@@ -104,16 +121,23 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: Forwa
 /**
  * The backend's response headers for the client: every end-to-end header (Content-Type,
  * Content-Length, Cache-Control, ETag, Last-Modified, Vary, Content-Disposition, Expires,
- * Content-Encoding, ...), none of the hop-by-hop ones.
+ * Content-Encoding, ...), none of the hop-by-hop ones, no cookie, and `X-Content-Type-Options:
+ * nosniff` always, so a browser renders an answer only as the type it declares (an "image" that
+ * is really HTML or script from a tenant's source is not run on the gateway's origin).
  */
-export function downstreamResponseHeaders(upstream: IncomingHttpHeaders | Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
+export function downstreamResponseHeaders(
+  upstream: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
+  options: { keepCookies?: boolean } = {},
+): OutgoingHttpHeaders {
   const named = connectionTokens(upstream.connection);
   const out: OutgoingHttpHeaders = {};
   for (const name in upstream) {
-    if (HOP_BY_HOP.has(name) || STRIPPED_DOWNSTREAM.has(name) || named?.has(name)) continue;
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    if (STRIPPED_DOWNSTREAM.has(name) && !(options.keepCookies && name === 'set-cookie')) continue;
     const value = upstream[name];
     if (value !== undefined) out[name] = value;
   }
+  out['x-content-type-options'] = 'nosniff';
   return out;
 }
 

@@ -83,6 +83,7 @@ export function forwardPlan(route: RouteSpec): ForwardPlan {
     keep,
     strip,
     set: Object.fromEntries(edit?.set ?? []),
+    keepCookies: route.kind === 'proxy',
   };
 }
 

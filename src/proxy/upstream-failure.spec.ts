@@ -1,4 +1,4 @@
-import { classifyUpstreamError, isReplayable, retryAfterMs } from './upstream-failure';
+import { classifyUpstreamAnswer, classifyUpstreamError, isReplayable, retryAfterMs } from './upstream-failure';
 
 describe('classifyUpstreamError', () => {
   it('calls connect and header timeouts timeouts', () => {
@@ -11,8 +11,21 @@ describe('classifyUpstreamError', () => {
     for (const code of ['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET', 'ENOTFOUND', 'EHOSTUNREACH']) expect(classifyUpstreamError({ code }, false)).toBe('connect');
   });
 
+  it('calls a reply that is not HTTP a protocol failure, not a connect failure', () => {
+    expect(classifyUpstreamError({ name: 'HTTPParserError', message: 'Response does not match the HTTP/1.1 protocol (Invalid status code)' }, false)).toBe('protocol');
+    expect(classifyUpstreamError({ code: 'HPE_INVALID_CONSTANT' }, false)).toBe('protocol');
+    expect(classifyUpstreamError({ code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' }, false)).toBe('protocol');
+  });
+
   it('blames nobody when the client went away', () => {
     expect(classifyUpstreamError({ code: 'UND_ERR_ABORTED' }, true)).toBe('aborted');
+  });
+});
+
+describe('classifyUpstreamAnswer', () => {
+  it('takes every answer, 5xx included, as the backend working, and a 429 as back-pressure', () => {
+    expect([200, 304, 404, 500, 502, 503, 504].map(classifyUpstreamAnswer)).toEqual(Array(7).fill('answered'));
+    expect(classifyUpstreamAnswer(429)).toBe('busy');
   });
 });
 

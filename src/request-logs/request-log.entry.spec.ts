@@ -10,3 +10,9 @@ describe('loggablePath', () => {
     expect(loggablePath('/' + 'a'.repeat(5000))).toHaveLength(2048);
   });
 });
+
+describe('loggablePath and credentials', () => {
+  it('masks a path segment that holds an API key', () => {
+    expect(loggablePath('/i/insecure/plain/local:///igw_AbCdEfGh1234_0123456789abcdefABCDEF0123456789.png?x=1')).toBe('/i/insecure/plain/local:///[Redacted]');
+  });
+});

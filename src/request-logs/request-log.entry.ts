@@ -1,3 +1,7 @@
+import { UrlRedactor } from '../logging/url-redaction';
+
+const SHAPE_ONLY = new UrlRedactor();
+
 /** One row of `request_logs` (docs/architecture.md), built in memory when a tenant-facing request ends. */
 export interface RequestLogEntry {
   createdAt: Date;
@@ -22,9 +26,12 @@ export const LOGGED_ROUTES: ReadonlySet<string> = new Set(['proxy', 'signed-prox
 
 const MAX_PATH_LENGTH = 2048;
 
-/** The raw URL's path: the query string is dropped, overlong paths are cut. */
-export function loggablePath(url: string): string {
+/**
+ * The raw URL's path: the query string is dropped, path segments holding a credential (an API
+ * key, a configured secret, see src/logging/url-redaction.ts) are masked, overlong paths are cut.
+ */
+export function loggablePath(url: string, redactor: UrlRedactor = SHAPE_ONLY): string {
   const q = url.indexOf('?');
-  const path = q === -1 ? url : url.slice(0, q);
+  const path = redactor.path(q === -1 ? url : url.slice(0, q));
   return path.length > MAX_PATH_LENGTH ? path.slice(0, MAX_PATH_LENGTH) : path;
 }

@@ -1,6 +1,7 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Cron, CronExpression } from '@nestjs/schedule';
 import { GatewayConfig } from '../config/gateway-config';
+import { UrlRedactor } from '../logging/url-redaction';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { FinishedRequest, RequestLifecycleListener, RequestObserver } from '../metrics/request-observer';
 import { BoundedQueue } from './bounded-queue';
@@ -31,6 +32,7 @@ export class RequestLogService implements OnModuleInit, BeforeApplicationShutdow
   private flushing?: Promise<void>;
   private flushSoon = false;
   private lastWarnAt = 0;
+  private readonly redactor: UrlRedactor;
 
   constructor(
     private readonly config: GatewayConfig,
@@ -39,6 +41,7 @@ export class RequestLogService implements OnModuleInit, BeforeApplicationShutdow
     private readonly observer: RequestObserver,
   ) {
     this.queue = new BoundedQueue(config.requestLogs.queueSize);
+    this.redactor = UrlRedactor.forConfig(config);
     this.batchSize = config.requestLogs.batchSize;
   }
 
@@ -67,7 +70,7 @@ export class RequestLogService implements OnModuleInit, BeforeApplicationShutdow
       backend: state.backend ?? null,
       method: request.method,
       route: state.route,
-      path: loggablePath(request.url),
+      path: loggablePath(request.url, this.redactor),
       status,
       durationMs: Math.round(durationSeconds * 1000),
       bytesIn: state.bytesIn ?? 0,

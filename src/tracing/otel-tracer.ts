@@ -4,6 +4,7 @@ import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from '@opent
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, type IdGenerator, RandomIdGenerator } from '@opentelemetry/sdk-trace-base';
+import { UrlRedactor } from '../logging/url-redaction';
 import type { FinishedRequest } from '../metrics/request-observer';
 import { UNMATCHED_ROUTE } from '../metrics/request-observer';
 import type { FastifyRequest } from 'fastify';
@@ -33,6 +34,8 @@ class PresetIdGenerator implements IdGenerator {
 }
 
 const SPAN = Symbol('gw.span');
+/** Spans leave the process: a key in the path is masked there as in the logs. */
+const PATHS = new UrlRedactor();
 type RequestWithSpan = FastifyRequest & { [SPAN]?: Span };
 
 /** One SERVER span per request, exported in batches over OTLP/HTTP (JSON). */
@@ -71,7 +74,7 @@ export class OtelTracer {
           attributes: {
             'http.request.method': request.method,
             'http.route': route,
-            'url.path': request.url.split('?', 1)[0],
+            'url.path': PATHS.path(request.url.split('?', 1)[0]),
             'client.address': state.clientIp,
             'gateway.request_id': state.requestId,
           },

@@ -17,6 +17,7 @@ import { ImageType, SNIFF_BYTES, sniffImageType } from './image-type.sniffer';
 export interface ReceiveOptions {
   /** Created exclusively (`wx`): a name collision is an error, never an overwrite. */
   readonly tempPath: string;
+  /** Limit of the whole request body (multipart framing and other parts included), so of the file too. */
   readonly maxBytes: number;
   readonly allowSvg: boolean;
 }
@@ -34,7 +35,7 @@ export interface ReceivedFile {
 
 export class UploadTooLargeError extends Error {
   constructor(readonly maxBytes: number) {
-    super(`The file exceeds the upload limit of ${maxBytes} bytes.`);
+    super(`The upload exceeds the limit of ${maxBytes} bytes.`);
   }
 }
 
@@ -118,6 +119,33 @@ export async function receiveRawUpload(source: Readable, options: ReceiveOptions
   return { ...stored, bodyBytes: counter.bytes };
 }
 
+/**
+ * Fails once more than `maxBytes` passed. On a multipart body it sits before the parser, so
+ * every part counts (a valid image followed by a 1 GiB part that nobody stores is refused all
+ * the same), and the file being written is aborted through `abort`.
+ */
+class BodyLimit extends Transform {
+  private bytes = 0;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly abort: AbortController,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes <= this.maxBytes) {
+      callback(null, chunk);
+      return;
+    }
+    const error = new UploadTooLargeError(this.maxBytes);
+    this.abort.abort(error);
+    callback(error);
+  }
+}
+
 /** A `multipart/form-data` body whose field `file` holds the image; other fields are ignored. */
 export async function receiveMultipartUpload(
   source: Readable,
@@ -125,6 +153,7 @@ export async function receiveMultipartUpload(
   options: ReceiveOptions,
 ): Promise<ReceivedFile> {
   const counter = countBytes(source);
+  const abort = new AbortController();
   let parser: InstanceType<typeof Busboy>;
   try {
     parser = new Busboy({
@@ -142,7 +171,7 @@ export async function receiveMultipartUpload(
       file.resume();
       return;
     }
-    upload = storeStream(file, options, source, filename || undefined);
+    upload = storeStream(file, options, source, filename || undefined, abort.signal);
     // Observed below; this keeps an early failure from being reported as unhandled meanwhile.
     upload.catch(() => undefined);
   });
@@ -154,9 +183,11 @@ export async function receiveMultipartUpload(
   const sourceDone = finished(source, { writable: false }).catch(() => {
     throw new MalformedUploadError('The upload was interrupted.');
   });
-  source.pipe(parser);
+  const limit = new BodyLimit(options.maxBytes, abort);
+  const withinLimit = new Promise<never>((_resolve, reject) => limit.once('error', reject));
+  source.pipe(limit).pipe(parser);
   try {
-    await Promise.all([parsed, sourceDone]);
+    await Promise.race([Promise.all([parsed, sourceDone]), withinLimit]);
   } catch (error) {
     // A refusal of the file itself (size, type) explains the broken body better than the parser does.
     if (upload) await upload;
@@ -172,6 +203,7 @@ async function storeStream(
   options: ReceiveOptions,
   connection: Readable,
   originalName?: string,
+  abort?: AbortSignal,
 ): Promise<Omit<ReceivedFile, 'bodyBytes'>> {
   const inspector = new UploadInspector(options.maxBytes, options.allowSvg);
   // A client that disconnects mid-body ends `connection` early, and pipe() forwards no errors:
@@ -180,6 +212,10 @@ async function storeStream(
     if (!inspector.destroyed) inspector.destroy(new MalformedUploadError('The upload was interrupted.'));
   };
   finished(connection, { writable: false }).catch(interrupted);
+  // The whole body went over the limit (another part did): the file stops here too.
+  abort?.addEventListener('abort', () => {
+    if (!inspector.destroyed) inspector.destroy(abort.reason as Error);
+  }, { once: true });
   input.pipe(inspector);
   const file = createWriteStream(options.tempPath, { flags: 'wx', mode: 0o644 });
   let created = false;

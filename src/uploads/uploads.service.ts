@@ -7,6 +7,7 @@ import type { FastifyRequest } from 'fastify';
 import type Sharp from 'sharp';
 import { ApiKeyService } from '../auth/api-key.service';
 import { GatewayException } from '../common/errors/gateway.exception';
+import { refusals } from '../common/errors/refusals';
 import type { AuthContext } from '../common/http/request-context';
 import { tenantFolder } from '../common/tenant-folder';
 import { GatewayConfig } from '../config/gateway-config';
@@ -23,8 +24,6 @@ import {
   type ReceivedFile,
 } from './upload-receiver';
 
-/** Multipart framing (boundaries, part headers, small fields) a body may carry beyond the file itself. */
-const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 const RAW_TYPES = /^(image\/[a-z0-9.+-]+|application\/octet-stream)$/;
 const MAX_ORIGINAL_NAME = 255;
 
@@ -55,21 +54,19 @@ export class UploadsService {
   }
 
   async upload(request: FastifyRequest, auth: AuthContext): Promise<ImageResponseDto> {
-    const { maxBytes, allowSvg } = this.config.uploads;
+    const { maxBytes, maxPixels, allowSvg } = this.config.uploads;
     // The route masks `request.headers['content-type']` to stream the body; the client's is on the raw request.
     const headers = request.raw.headers;
     const mediaType = (headers['content-type'] ?? 'application/octet-stream').split(';', 1)[0].trim().toLowerCase();
     const multipart = mediaType === 'multipart/form-data';
     if (!multipart && !RAW_TYPES.test(mediaType)) {
-      throw new GatewayException(
-        'unsupported_media_type',
+      throw refusals.unsupportedMediaType(
         'Send the image as multipart/form-data (field "file") or as a raw body with an image/* or application/octet-stream type.',
       );
     }
+    // The whole body counts, multipart framing and other parts included (docs/imgproxy.md, Uploads).
     const declared = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
-    if (declared !== undefined && declared > maxBytes + (multipart ? MULTIPART_OVERHEAD_BYTES : 0)) {
-      throw tooLarge(maxBytes);
-    }
+    if (declared !== undefined && declared > maxBytes) throw tooLarge(maxBytes);
 
     const reservation = await this.reserve(auth, !multipart && declared !== undefined ? declared : 0);
     const folder = this.tenantFolder(auth.tenantId);
@@ -84,7 +81,7 @@ export class UploadsService {
       body.on('data', (chunk: Buffer) => (request.gw.bytesIn = (request.gw.bytesIn ?? 0) + chunk.length));
       const options = { tempPath, maxBytes, allowSvg };
       received = multipart ? await receiveMultipartUpload(body, headers, options) : await receiveRawUpload(body, options);
-      const { width, height } = await this.dimensions(tempPath);
+      const { width, height } = await this.dimensions(tempPath, maxPixels);
       const fileName = `${id}.${received.type.extension}`;
       const finalPath = join(folder, fileName);
       let moved = false;
@@ -131,7 +128,7 @@ export class UploadsService {
   async get(auth: AuthContext, id: string): Promise<ImageResponseDto> {
     const image = await this.images.getById(auth.tenantId, id);
     // Another tenant's image is as absent as a missing one.
-    if (!image) throw new GatewayException('not_found', 'No such image.');
+    if (!image) throw refusals.notFound('No such image.');
     return this.toResponse(image, auth);
   }
 
@@ -155,7 +152,7 @@ export class UploadsService {
           if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
         }
       });
-      if (!deleted) throw new GatewayException('not_found', 'No such image.');
+      if (!deleted) throw refusals.notFound('No such image.');
     } catch (error) {
       if (aside) await fs.rename(aside.to, aside.from).catch((e: Error) => this.logger.error(`could not restore ${aside?.from}: ${e.message}`));
       throw error;
@@ -192,33 +189,60 @@ export class UploadsService {
     return undefined;
   }
 
-  /** Width and height from the header; a file that does not decode as what its magic says is refused. */
-  private async dimensions(path: string): Promise<{ width: number | null; height: number | null }> {
+  /**
+   * Width and height from the header, never decoding the pixels (sharp's metadata), and the
+   * refusal of an image larger than `maxPixels` per frame: imgproxy would have to decode it
+   * whole for every variant, and such sizes are how decompression bombs look. A file that does
+   * not decode as what its magic says is refused.
+   */
+  private async dimensions(path: string, maxPixels: number): Promise<{ width: number | null; height: number | null }> {
+    let metadata: Awaited<ReturnType<Sharp.Sharp['metadata']>>;
     try {
-      const metadata = await loadSharp()(path).metadata();
-      return { width: metadata.width ?? null, height: metadata.height ?? null };
+      // sharp's own pixel limit would refuse before we can say why; ours decides below.
+      metadata = await loadSharp()(path, { limitInputPixels: false }).metadata();
     } catch {
       // sharp's message names the temporary path; the client only needs the verdict.
       throw new UnsupportedUploadTypeError(false);
     }
+    const width = metadata.width ?? null;
+    const height = metadata.height ?? null;
+    const frameHeight = metadata.pageHeight ?? height;
+    if (width !== null && frameHeight !== null && width * frameHeight > maxPixels) throw new ImageTooLargeError(width, frameHeight, maxPixels);
+    return { width, height };
   }
 
   private refusal(error: unknown, maxBytes: number, auth: AuthContext): unknown {
     if (error instanceof UploadTooLargeError) return tooLarge(maxBytes);
-    if (error instanceof UnsupportedUploadTypeError) return new GatewayException('unsupported_media_type', error.message);
-    if (error instanceof MalformedUploadError) return new GatewayException('validation_failed', error.message, {}, { connection: 'close' });
+    if (error instanceof ImageTooLargeError) {
+      return refusals.payloadTooLarge(`Images are limited to ${error.maxPixels} pixels; this one has ${error.width} × ${error.height}.`, {
+        limitPixels: error.maxPixels,
+      });
+    }
+    if (error instanceof UnsupportedUploadTypeError) return refusals.unsupportedMediaType(error.message);
+    if (error instanceof MalformedUploadError) return refusals.validationFailed([], error.message);
     if (error instanceof StorageQuotaExceededError) return storageExceeded(error.usedBytes, auth.limits.storageBytes);
     return error;
   }
 }
 
+/** The image header names more pixels per frame than `uploads.maxPixels`. */
+class ImageTooLargeError extends Error {
+  constructor(
+    readonly width: number,
+    readonly height: number,
+    readonly maxPixels: number,
+  ) {
+    super('image too large');
+  }
+}
+
 function tooLarge(maxBytes: number): GatewayException {
-  // The rest of the body may still be on its way: close the connection after answering.
-  return new GatewayException('payload_too_large', `Uploads are limited to ${maxBytes} bytes.`, { limit: maxBytes }, { connection: 'close' });
+  return refusals.payloadTooLarge(`Uploads are limited to ${maxBytes} bytes.`, { limit: maxBytes });
 }
 
 function storageExceeded(used: number, limit: number): GatewayException {
-  return new GatewayException('quota_exceeded', 'The storageBytes quota is used up.', { quota: 'storageBytes', limit, used });
+  // No clock frees storage (images must be deleted): the quota carries no period to wait for.
+  return refusals.quotaExceeded('storageBytes', { extras: { limit, used } });
 }
 
 /** Kept for display only: control characters dropped, length bounded. */

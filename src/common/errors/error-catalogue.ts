@@ -11,11 +11,13 @@ export const ERROR_CATALOGUE = {
   forbidden: { status: 403, message: 'This operation is not allowed.' },
   not_found: { status: 404, message: 'Not found.' },
   method_not_allowed: { status: 405, message: 'Method not allowed.' },
+  request_timeout: { status: 408, message: 'The request was not received in time.' },
   conflict: { status: 409, message: 'The resource already exists.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   unsupported_media_type: { status: 415, message: 'The media type is not supported.' },
   rate_limited: { status: 429, message: 'Too many requests.' },
   quota_exceeded: { status: 429, message: 'The quota for this period is used up.' },
+  headers_too_large: { status: 431, message: 'The request headers are too large.' },
   internal_error: { status: 500, message: 'Internal error.' },
   bad_gateway: { status: 502, message: 'The image backend failed.' },
   no_healthy_backend: {
@@ -43,6 +45,8 @@ export function codeForStatus(status: number): ErrorCode {
       return 'not_found';
     case 405:
       return 'method_not_allowed';
+    case 408:
+      return 'request_timeout';
     case 409:
       return 'conflict';
     case 413:
@@ -51,6 +55,8 @@ export function codeForStatus(status: number): ErrorCode {
       return 'unsupported_media_type';
     case 429:
       return 'rate_limited';
+    case 431:
+      return 'headers_too_large';
     case 502:
       return 'bad_gateway';
     case 503:

@@ -13,8 +13,10 @@ export class ErrorDetailDto {
   scope?: string;
   @ApiPropertyOptional({ description: 'Quota that is used up.', example: 'monthlyRequests' })
   quota?: string;
-  @ApiPropertyOptional({ description: 'Seconds to wait before retrying.', example: 17 })
+  @ApiPropertyOptional({ description: 'Seconds to wait before retrying (also the Retry-After header of every 429 and 503).', example: 17 })
   retryAfter?: number;
+  @ApiPropertyOptional({ description: 'Methods the resource serves (405, also the Allow header).', type: [String], example: ['GET', 'HEAD'] })
+  allow?: string[];
 }
 
 export class ErrorResponseDto {

@@ -18,10 +18,15 @@ export function needsSecurityHeaders(request: FastifyRequest): boolean {
  * Nothing to sniff, nothing to frame or run, and nothing to cache (a key is shown once, in such
  * a response). HSTS only over TLS, as browsers ignore it otherwise.
  */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+});
+export const HSTS_HEADER = ['strict-transport-security', 'max-age=31536000; includeSubDomains'] as const;
+
 export function applySecurityHeaders(reply: FastifyReply, request?: FastifyRequest): void {
-  reply.header('x-content-type-options', 'nosniff');
-  reply.header('cache-control', 'no-store');
-  reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
-  reply.header('referrer-policy', 'no-referrer');
-  if (request?.protocol === 'https') reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
+  for (const name in SECURITY_HEADERS) reply.header(name, SECURITY_HEADERS[name]);
+  if (request?.protocol === 'https') reply.header(HSTS_HEADER[0], HSTS_HEADER[1]);
 }

@@ -134,17 +134,18 @@ describe('BackendPool', () => {
 
     it('re-opens when the probe fails, with a longer cool-down', () => {
       const { pool, clock } = poolAt();
-      pool.replaceAll([backend('a')]);
+      pool.replaceAll([backend('a'), backend('b')]);
+      const onlyA = { exclude: new Set(['b']) };
       failRequests(pool, 'a', 2);
       clock.t += 10_000;
 
-      const probe = pool.choose();
+      const probe = pool.choose(onlyA);
       expect(probe?.failed()).toBe('open');
       probe?.release();
       clock.t += 10_000;
-      expect(pool.choose()).toBeUndefined();
+      expect(pool.choose(onlyA)).toBeUndefined();
       clock.t += 10_000;
-      expect(pool.choose()?.probe).toBe(true);
+      expect(pool.choose(onlyA)?.probe).toBe(true);
     });
 
     it('frees the probe slot when the probe ends without a verdict (client abort)', () => {
@@ -168,6 +169,89 @@ describe('BackendPool', () => {
       expect(straggler?.failed()).toBeUndefined();
       expect(pool.snapshot()[0].circuit).toBe('half-open');
       expect(probe?.succeeded()).toBe('closed');
+    });
+  });
+
+  describe('panic threshold: passive ejection removes at most half the weight', () => {
+    function observed(options: Partial<BackendPoolOptions> = {}) {
+      const events = { changes: [] as string[][], routed: [] as string[] };
+      const observer = {
+        panicChanged: (ignored: readonly BackendConfig[]) => events.changes.push(ignored.map((b) => b.id)),
+        panicRouted: (b: BackendConfig) => events.routed.push(b.id),
+      };
+      return { ...poolAt({ observer, ...options }), events };
+    }
+
+    it('keeps a lone backend in service when its circuit opens, and says so once', () => {
+      const { pool, events } = observed();
+      pool.replaceAll([backend('a')]);
+      failRequests(pool, 'a', 2);
+
+      expect(serve(pool, 3)).toEqual(['a', 'a', 'a']);
+      expect(pool.snapshot()[0]).toMatchObject({ circuit: 'open', circuitIgnored: true, available: true });
+      expect(events.changes).toEqual([['a']]);
+      expect(events.routed).toEqual(['a', 'a', 'a']);
+    });
+
+    it('leaves the circuit to its own cool-down: a request past it is no probe and changes nothing', () => {
+      const { pool, clock, events } = observed();
+      pool.replaceAll([backend('a')]);
+      failRequests(pool, 'a', 2);
+      const past = pool.choose();
+      expect(past?.probe).toBe(false);
+      expect(past?.succeeded()).toBeUndefined();
+      past?.release();
+      expect(pool.snapshot()[0].circuit).toBe('open');
+
+      clock.t += 10_000;
+      const probe = pool.choose();
+      expect(probe?.probe).toBe(true);
+      expect(probe?.succeeded()).toBe('closed');
+      probe?.release();
+      serve(pool, 1);
+      expect(events.changes).toEqual([['a'], []]);
+      expect(pool.snapshot()[0]).toMatchObject({ circuit: 'closed', circuitIgnored: false });
+    });
+
+    it('honours open circuits in the order they opened while they fit in half the weight', () => {
+      const { pool } = observed();
+      pool.replaceAll([backend('a'), backend('b')]);
+      failRequests(pool, 'a', 2);
+      expect(new Set(serve(pool, 4))).toEqual(new Set(['b']));
+
+      failRequests(pool, 'b', 2);
+      expect(new Set(serve(pool, 4))).toEqual(new Set(['b']));
+      const byId = new Map(pool.snapshot().map((b) => [b.id, b]));
+      expect(byId.get('a')).toMatchObject({ circuit: 'open', circuitIgnored: false, available: false });
+      expect(byId.get('b')).toMatchObject({ circuit: 'open', circuitIgnored: true, available: true });
+    });
+
+    it('counts weight, not backends', () => {
+      const { pool } = observed();
+      pool.replaceAll([backend('a', 70), backend('b', 30)]);
+      failRequests(pool, 'a', 2);
+
+      expect(count(serve(pool, 10), 'a')).toBe(7);
+      expect(pool.snapshot().find((b) => b.id === 'a')?.circuitIgnored).toBe(true);
+    });
+
+    it('measures the budget against what the active checks admit, which stay unlimited', () => {
+      const { pool } = observed();
+      pool.replaceAll([backend('a'), backend('b'), backend('c')]);
+      for (let i = 0; i < 3; i++) pool.reportHealthCheck('a', false);
+      for (let i = 0; i < 3; i++) pool.reportHealthCheck('b', false);
+      expect(new Set(serve(pool, 4))).toEqual(new Set(['c']));
+
+      failRequests(pool, 'c', 2);
+      expect(new Set(serve(pool, 4))).toEqual(new Set(['c']));
+    });
+
+    it('can be turned into plain ejection with a share of 1', () => {
+      const { pool } = observed({ maxEjectedShare: 1 });
+      pool.replaceAll([backend('a')]);
+      failRequests(pool, 'a', 2);
+
+      expect(pool.choose()).toBeUndefined();
     });
   });
 
@@ -226,9 +310,9 @@ describe('BackendPool', () => {
       failRequests(pool, 'a', 2);
       for (let i = 0; i < 3; i++) pool.reportHealthCheck('b', false);
 
-      pool.replaceAll([backend('a', 5), backend('b', 5), backend('c', 2), backend('d')]);
+      pool.replaceAll([backend('a', 2), backend('b', 5), backend('c', 2), backend('d')]);
       const byId = new Map(pool.snapshot().map((b) => [b.id, b]));
-      expect(byId.get('a')).toMatchObject({ circuit: 'open', weight: 5 });
+      expect(byId.get('a')).toMatchObject({ circuit: 'open', weight: 2 });
       expect(byId.get('b')).toMatchObject({ healthy: false });
       expect(byId.get('d')).toMatchObject({ healthy: true, circuit: 'closed' });
       expect(new Set(serve(pool, 12))).toEqual(new Set(['c', 'd']));
@@ -332,6 +416,7 @@ describe('BackendPool', () => {
         enabled: true,
         healthy: true,
         circuit: 'closed',
+        circuitIgnored: false,
         consecutiveFailures: 0,
         backPressure: false,
         inFlight: 1,
@@ -349,6 +434,7 @@ describe('BackendPool', () => {
         enabled: false,
         healthy: true,
         circuit: 'closed',
+        circuitIgnored: false,
         consecutiveFailures: 0,
         backPressure: false,
         inFlight: 0,

@@ -7,6 +7,13 @@
  *
  * One BackendPool per pool name (`imgproxy`, or each configured upstream), so each can have its own
  * balancer and thresholds.
+ *
+ * Panic threshold (Envoy's): passive ejection (open circuits) never takes more than
+ * `maxEjectedShare` (half) of the weight that active health checks admit. Open circuits are
+ * honoured in the order they opened while their weight fits; the ones beyond are ignored and
+ * their backends keep taking traffic, since sending requests to a backend that may be failing
+ * beats answering 503 to every tenant because of circuits that one tenant's traffic may have
+ * opened. Active health checks still eject any number of backends.
  */
 import {
   createBalancer,
@@ -34,11 +41,22 @@ export interface BackendConfig {
   readonly healthy?: boolean;
 }
 
+/** Told about the panic threshold's decisions, to log and count them (the pool itself does no I/O). */
+export interface BackendPoolObserver {
+  /** The set of backends whose open circuit is ignored changed; empty when the pool left panic. */
+  panicChanged?(ignored: readonly BackendConfig[]): void;
+  /** A request went to a backend whose open circuit the panic threshold ignores. */
+  panicRouted?(backend: BackendConfig): void;
+}
+
 export interface BackendPoolOptions {
   /** A strategy name, or an instance (specs, custom strategies). Default weighted-round-robin. */
   balancer?: BalancerName | BalancerStrategy;
   health: Omit<HealthTrackerOptions, 'now'>;
   circuit: Omit<CircuitBreakerOptions, 'now'>;
+  /** Largest share of the actively healthy weight open circuits may remove. Default 0.5. */
+  maxEjectedShare?: number;
+  observer?: BackendPoolObserver;
   now?: () => number;
   /** For the `random` strategy. */
   rng?: () => number;
@@ -53,9 +71,9 @@ export interface BackendLease {
   readonly backend: BackendConfig;
   /** This request is the single half-open probe: its outcome decides the circuit. */
   readonly probe: boolean;
-  /** The backend answered (not 5xx, not 429). Returns 'closed' when that closed the circuit. */
+  /** The backend answered with anything but a 429, 5xx included. Returns 'closed' when that closed the circuit. */
   succeeded(): 'closed' | undefined;
-  /** Connect error, timeout or 5xx. Returns 'open' when that opened the circuit. */
+  /** Transport failure (refused, reset, malformed reply) or timeout. Returns 'open' when that opened the circuit. */
   failed(): 'open' | undefined;
   /** 429: prefer other backends for `ms` (the circuit breaker's default and cap apply). */
   backPressure(ms?: number): void;
@@ -73,11 +91,13 @@ export interface BackendSnapshot {
   /** Active health checks' verdict. */
   healthy: boolean;
   circuit: CircuitState;
+  /** Its circuit is open but ignored: passive ejection already removes half the pool's weight. */
+  circuitIgnored: boolean;
   /** Consecutive proxy failures counted by the circuit breaker. */
   consecutiveFailures: number;
   backPressure: boolean;
   inFlight: number;
-  /** Whether `choose` could pick it right now (enabled, weighted, healthy, circuit allowing). */
+  /** Whether `choose` could pick it right now (enabled, weighted, healthy, circuit allowing or ignored). */
   available: boolean;
   lastCheckAt?: number;
   lastCheckOk?: boolean;
@@ -98,19 +118,34 @@ class PoolMember implements WeightedCandidate {
     this.weight = backend.weight;
   }
 
-  /** Whether the member may take a request at all, back-pressure aside. */
-  usable(): boolean {
-    return this.backend.enabled && hasWeight(this.weight) && this.health.isHealthy() && this.circuit.canRequest();
+  /** Enabled, weighted and passing its active checks: what passive ejection may still take away. */
+  admitted(): boolean {
+    return this.backend.enabled && hasWeight(this.weight) && this.health.isHealthy();
   }
 }
+
+/** Which members may take a request now, and which of them only because the panic threshold ignores their open circuit. */
+interface Admission {
+  /** Candidates for this request (not excluded), and those of them not under back-pressure. */
+  usable: PoolMember[];
+  relieved: PoolMember[];
+  ignored: ReadonlySet<PoolMember>;
+}
+
+const NONE: ReadonlySet<PoolMember> = new Set();
 
 export class BackendPool {
   private members = new Map<string, PoolMember>();
   private strategy: BalancerStrategy;
   private readonly now: () => number;
+  private readonly maxEjectedShare: number;
+  /** The backends whose open circuit was ignored at the last choice, to report changes once. */
+  private ignoring: ReadonlySet<PoolMember> = NONE;
 
   constructor(private readonly options: BackendPoolOptions) {
     this.now = options.now ?? Date.now;
+    this.maxEjectedShare = options.maxEjectedShare ?? 0.5;
+    if (!(this.maxEjectedShare >= 0 && this.maxEjectedShare <= 1)) throw new RangeError('maxEjectedShare must be within [0, 1]');
     this.strategy = this.buildStrategy(options.balancer ?? 'weighted-round-robin');
   }
 
@@ -152,23 +187,21 @@ export class BackendPool {
 
   /**
    * A backend for one request attempt, or undefined when none can take it (answer 503
-   * `no_healthy_backend`). Candidates are enabled, weighted, healthy, circuit-allowing and not in
-   * `ctx.exclude`; among them, those not under back-pressure are preferred, but a backend under
-   * back-pressure still serves when nothing else can, since a queued request beats a 503.
+   * `no_healthy_backend`). Candidates are enabled, weighted, healthy, circuit-allowing (or with
+   * a circuit the panic threshold ignores) and not in `ctx.exclude`; among them, those not under
+   * back-pressure are preferred, but a backend under back-pressure still serves when nothing else
+   * can, since a queued request beats a 503.
    */
   choose(ctx: BalancerContext = {}): BackendLease | undefined {
-    const usable: PoolMember[] = [];
-    const relieved: PoolMember[] = [];
-    for (const member of this.members.values()) {
-      if (ctx.exclude?.has(member.id) || !member.usable()) continue;
-      usable.push(member);
-      if (!member.circuit.underBackPressure()) relieved.push(member);
-    }
+    const { usable, relieved, ignored } = this.admission(ctx.exclude);
+    this.notePanic(ignored);
     const picked = this.strategy.pick(relieved.length > 0 ? relieved : usable, ctx);
     const member = picked && this.members.get(picked.id);
     if (member === undefined) return undefined;
 
+    // A backend chosen past its ignored open circuit is no probe: its outcome leaves the circuit as it is.
     const probe = member.circuit.state() === 'half-open' && member.circuit.reserveProbe();
+    if (ignored.has(member)) this.options.observer?.panicRouted?.(member.backend);
     member.inFlight++;
     this.strategy.acquire?.(member.id);
     return new PoolLease(member, member.circuit, probe, () => this.release(member));
@@ -194,6 +227,8 @@ export class BackendPool {
   }
 
   snapshot(): BackendSnapshot[] {
+    const { usable, ignored } = this.admission();
+    const available = new Set(usable);
     return [...this.members.values()].map((member) => {
       const health = member.health.snapshot();
       const circuit = member.circuit.snapshot();
@@ -206,10 +241,11 @@ export class BackendPool {
         enabled: member.backend.enabled,
         healthy: health.healthy,
         circuit: circuit.state,
+        circuitIgnored: ignored.has(member),
         consecutiveFailures: circuit.consecutiveFailures,
         backPressure: circuit.backPressureUntil !== undefined,
         inFlight: member.inFlight,
-        available: member.usable(),
+        available: available.has(member),
       };
       if (health.lastCheckAt !== undefined) snapshot.lastCheckAt = health.lastCheckAt;
       if (health.lastCheckOk !== undefined) snapshot.lastCheckOk = health.lastCheckOk;
@@ -227,6 +263,54 @@ export class BackendPool {
     for (const member of this.members.values()) {
       for (let i = 0; i < member.inFlight; i++) this.strategy.acquire?.(member.id);
     }
+  }
+
+  /**
+   * The members that may take a request: admitted by their active checks, and either allowing
+   * requests by their circuit or beyond the panic threshold's budget. Ejected members are
+   * honoured in the order their circuits opened while their weight fits within `maxEjectedShare`
+   * of the admitted weight (the whole pool's: `exclude` only narrows this request's candidates);
+   * the rest are ignored, that is usable. One pass in the usual case of no open circuit.
+   */
+  private admission(exclude?: ReadonlySet<string>): Admission {
+    const usable: PoolMember[] = [];
+    const relieved: PoolMember[] = [];
+    const candidate = (member: PoolMember): void => {
+      if (exclude?.has(member.id)) return;
+      usable.push(member);
+      if (!member.circuit.underBackPressure()) relieved.push(member);
+    };
+    let ejected: PoolMember[] | undefined;
+    let admittedWeight = 0;
+    for (const member of this.members.values()) {
+      if (!member.admitted()) continue;
+      admittedWeight += member.weight;
+      if (member.circuit.canRequest()) candidate(member);
+      else (ejected ??= []).push(member);
+    }
+    if (ejected === undefined) return { usable, relieved, ignored: NONE };
+    ejected.sort((a, b) => (a.circuit.openedSince() ?? 0) - (b.circuit.openedSince() ?? 0));
+    const budget = admittedWeight * this.maxEjectedShare;
+    const ignored = new Set<PoolMember>();
+    let ejectedWeight = 0;
+    for (const member of ejected) {
+      if (ejectedWeight + member.weight <= budget) {
+        ejectedWeight += member.weight;
+      } else {
+        ignored.add(member);
+        candidate(member);
+      }
+    }
+    return { usable, relieved, ignored };
+  }
+
+  /** Reports a change of the ignored set once, not on every request. */
+  private notePanic(ignored: ReadonlySet<PoolMember>): void {
+    const previous = this.ignoring;
+    if (previous.size === 0 && ignored.size === 0) return;
+    if (previous.size === ignored.size && [...ignored].every((member) => previous.has(member))) return;
+    this.ignoring = ignored;
+    this.options.observer?.panicChanged?.([...ignored].map((member) => member.backend));
   }
 
   private release(member: PoolMember): void {

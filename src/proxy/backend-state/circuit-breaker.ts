@@ -11,8 +11,10 @@
  *   backend that stays broken costs one probe per ever longer period instead of one every
  *   cooldownMs, while a cap keeps its return prompt once it is fixed.
  *
- * The caller classifies outcomes: connect errors, timeouts and 5xx are failures; a 429 is
- * back-pressure; anything else the backend answered is a success.
+ * The caller classifies outcomes (src/proxy/upstream-failure.ts): transport failures (refused or
+ * reset connections, malformed replies) and timeouts are failures; a 429 is back-pressure; any
+ * other HTTP answer, 5xx included, is a success: the backend works, and its 5xx is about the
+ * request (a tenant's broken source), which must not take the backend away from every tenant.
  */
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
@@ -129,7 +131,7 @@ export class CircuitBreaker {
     }
   }
 
-  /** Connect error, timeout or 5xx. Returns 'open' when this opened (or re-opened) the circuit. */
+  /** Transport failure or timeout. Returns 'open' when this opened (or re-opened) the circuit. */
   onFailure(): 'open' | undefined {
     switch (this.state()) {
       case 'closed':
@@ -160,6 +162,11 @@ export class CircuitBreaker {
 
   underBackPressure(): boolean {
     return this.now() < this.backPressureUntil;
+  }
+
+  /** When the current open period began; undefined while closed. */
+  openedSince(): number | undefined {
+    return this.open ? this.openedAt : undefined;
   }
 
   snapshot(): CircuitSnapshot {
