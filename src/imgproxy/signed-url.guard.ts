@@ -3,9 +3,11 @@ import type { FastifyRequest } from 'fastify';
 import { IMAGE_READ_SCOPE } from '../auth/api-key-scopes';
 import { ApiKeyService } from '../auth/api-key.service';
 import { GatewayException } from '../common/errors/gateway.exception';
+import type { AuthContext } from '../common/http/request-context';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { PRE_AUTH_LIMITER, PreAuthLimiter, chargingRefusals } from '../pipeline/pre-auth-limiter';
-import { ImgproxyUrlService, signatureRefusal } from './imgproxy-url.service';
+import type { SignedModeImgproxyPath } from '../signing/imgproxy-url';
+import { ImgproxyUrlService, signedUrlRefusal } from './imgproxy-url.service';
 import { setVerifiedImagePath } from './verified-image-path';
 
 /** Proxying an image, by header or by signed URL, needs this scope (docs/tenants-and-keys.md). */
@@ -32,20 +34,34 @@ export class SignedUrlGuard implements CanActivate {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     const path = this.urls.parse(request.raw.url ?? '');
     if (path.mode !== 'signed') throw new GatewayException('bad_url', 'Signed image URLs start with /t/<keyId>/.');
-    // Unknown, revoked and expired keys and bad signatures: 401 (charged to the IP bucket);
-    // a suspended tenant: 403.
-    const key = await chargingRefusals(this.limiter, request, async () => {
-      const resolved = await this.keys.resolveSigningKey(path.keyId, request);
-      const problem = this.urls.signatureProblem(path, resolved);
-      if (problem) {
-        this.metrics.authFailed(problem);
-        throw signatureRefusal(problem);
-      }
-      return resolved;
-    });
-    this.keys.assertScopes(key.auth, PROXY_SCOPES);
-    request.gw.auth = key.auth;
+    request.gw.auth = await this.authenticate(path, request);
     setVerifiedImagePath(request, path);
     return true;
+  }
+
+  /**
+   * Until the signature verifies, every failure is the same 401 (charged to the IP bucket):
+   * unknown, malformed, revoked or expired key, bad signature, unsigned URL. Only a caller whose
+   * signature verifies learns more: a suspended tenant (403), a key without images:read (403).
+   */
+  async authenticate(path: SignedModeImgproxyPath, request: FastifyRequest): Promise<AuthContext> {
+    const key = await chargingRefusals(this.limiter, request, async () => {
+      const candidate = await this.keys.signingCandidate(path.keyId, request);
+      // Verified whatever the candidate, so a refusal takes the same time for every reason.
+      const problem = this.urls.signatureProblem(path, candidate.key);
+      const reason = candidate.unusable ?? problem;
+      if (reason || !candidate.key) {
+        this.metrics.authFailed(reason ?? 'unknown');
+        throw signedUrlRefusal();
+      }
+      return { ...candidate.key, suspended: candidate.suspended };
+    });
+    if (key.suspended) {
+      this.metrics.authFailed('suspended');
+      throw new GatewayException('forbidden', 'This account is suspended.');
+    }
+    this.keys.assertScopes(key.auth, PROXY_SCOPES);
+    this.keys.markUsed(path.keyId);
+    return key.auth;
   }
 }
