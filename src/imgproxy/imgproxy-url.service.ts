@@ -100,7 +100,13 @@ export class ImgproxyUrlService {
   upstreamFor(path: ImgproxyPath, auth: AuthContext, nowMs = Date.now()): UpstreamImageRequest {
     const { optionsPath, source } = refusingAsGatewayErrors(() => {
       const policy = applyImagePolicy(
-        { options: path.options, extension: path.source.extension, signedUrl: auth.via === 'signed-url', nowSeconds: Math.floor(nowMs / 1000) },
+        {
+          options: path.options,
+          optionsPath: path.optionsPath,
+          extension: path.source.extension,
+          signedUrl: auth.via === 'signed-url',
+          nowSeconds: Math.floor(nowMs / 1000),
+        },
         auth.imagePolicy ?? EMPTY_IMAGE_POLICY,
         this.rules,
       );

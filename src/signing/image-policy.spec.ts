@@ -99,6 +99,15 @@ describe('imagePolicyProblems', () => {
 });
 
 describe('applyImagePolicy', () => {
+  it('reuses the received options path when no preset is expanded, and rebuilds it when one is', () => {
+    const policy = compiled({ presets: { p: 'w:5' }, defaultQuality: 60 });
+    const run = (options: string) =>
+      applyImagePolicy({ options: parseOptionsText(options), optionsPath: options ? `/${options}` : '', extension: undefined, signedUrl: true, nowSeconds: NOW }, policy, v3).optionsPath;
+    expect(run('w:10/g:sm')).toBe('/w:10/g:sm/q:60');
+    expect(run('')).toBe('/q:60');
+    expect(run('g:sm/pr:p')).toBe('/g:sm/w:5/q:60');
+  });
+
   it('passes the options byte for byte when the tenant has no policy', () => {
     const options = 'rs:fill:300:400:0/g:sm/q:80';
     expect(applyImagePolicy({ options: parseOptionsText(options), extension: undefined, signedUrl: true, nowSeconds: NOW }, EMPTY_IMAGE_POLICY, v3).optionsPath).toBe(`/${options}`);

@@ -303,6 +303,8 @@ function formatNumber(value: number): string {
 export interface PolicyRequest {
   /** The URL's options, in order, as parsed (imgproxy-url.ts). */
   readonly options: readonly ImgproxyOption[];
+  /** The same options as received (`''` or `/opt:a/...`), reused as is when no preset is expanded. */
+  readonly optionsPath?: string;
   /** `@ext` / `.ext` of the source: imgproxy applies it after the options, as the format. */
   readonly extension: string | undefined;
   /** Signed (browser) mode: the tenant's expiry requirements apply. */
@@ -333,6 +335,7 @@ export function applyImagePolicy(
   const segments: string[] = [];
   const effective: ResolvedOption[] = [];
   let expires: bigint | undefined;
+  let expanded = false;
 
   for (const item of resolved) {
     const { option, role } = item;
@@ -358,6 +361,7 @@ export function applyImagePolicy(
         segments.push(...preset.segments);
         effective.push(...preset.options);
       }
+      expanded = true;
       continue;
     }
     if (role === 'expires') expires = goParseInt(option.args[0]);
@@ -366,8 +370,10 @@ export function applyImagePolicy(
   }
 
   const expiresAt = checkExpiry(expires, policy, request);
-  segments.push(...gatewaySegments(effective, request.extension, policy));
-  return { optionsPath: segments.length ? `/${segments.join('/')}` : '', expiresAt };
+  const own = gatewaySegments(effective, request.extension, policy);
+  // Most URLs use no preset: their options go out as received, plus the gateway's.
+  const tenantPath = !expanded && request.optionsPath !== undefined ? request.optionsPath : segments.length ? `/${segments.join('/')}` : '';
+  return { optionsPath: own.length ? `${tenantPath}/${own.join('/')}` : tenantPath, expiresAt };
 }
 
 /** The option as it appeared in the URL (the parser split it on `:` only). */
@@ -487,9 +493,13 @@ function sizeStateOf(options: readonly ResolvedOption[]): SizeState {
  * the watermark (`wm`, `wmu`).
  */
 function gatewaySegments(options: readonly ResolvedOption[], extension: string | undefined, policy: CompiledImagePolicy): string[] {
+  const capped = policy.maxWidth !== undefined || policy.maxHeight !== undefined;
+  if (!capped && policy.defaultFormat === undefined && policy.defaultQuality === undefined) {
+    return policy.limitSegments.length || policy.watermarkSegments.length ? [...policy.limitSegments, ...policy.watermarkSegments] : [];
+  }
   const out: string[] = [];
   const state = sizeStateOf(options);
-  if (policy.maxWidth !== undefined || policy.maxHeight !== undefined) out.push(...sizeClamps(state, policy));
+  if (capped) out.push(...sizeClamps(state, policy));
   if (policy.defaultFormat !== undefined && !state.format && extension === undefined) out.push(`f:${policy.defaultFormat}`);
   if (policy.defaultQuality !== undefined && !state.quality) out.push(`q:${policy.defaultQuality}`);
   out.push(...policy.limitSegments, ...policy.watermarkSegments);
