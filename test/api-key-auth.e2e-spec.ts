@@ -4,6 +4,7 @@ import { Client } from 'pg';
 import { ApiKeyGuard } from '../src/auth/api-key.guard';
 import { ApiKeyService } from '../src/auth/api-key.service';
 import { RequireScope } from '../src/auth/require-scope.decorator';
+import { ImgproxySigner } from '../src/signing/imgproxy-signature';
 import { databaseUrl } from './support/test-env';
 import { TestApp, createTestApp } from './support/test-app';
 
@@ -263,11 +264,11 @@ describe('API-key authentication (real PostgreSQL and Redis)', () => {
     const key = await createKey(tenantId, { scopes: ['images:read'] });
     const service = b.app.get(ApiKeyService);
     const resolved = await service.resolveSigningKey(key.keyId);
-    expect(resolved).toMatchObject({
-      signingKeyHex: key.signingKey,
-      signingSaltHex: key.signingSalt,
-      auth: { tenantId, keyId: key.keyId, via: 'signed-url', scopes: ['images:read'] },
-    });
+    expect(resolved).toMatchObject({ auth: { tenantId, keyId: key.keyId, via: 'signed-url', scopes: ['images:read'] } });
+    // The one pair, decrypted: it signs exactly like the key and salt handed out at creation.
+    expect(resolved.signers.map((signer) => signer.sign('/w:10/plain/local:///a.png'))).toEqual([
+      new ImgproxySigner(key.signingKey, key.signingSalt).sign('/w:10/plain/local:///a.png'),
+    ]);
     await expect(service.resolveSigningKey('NoSuchKey123')).rejects.toMatchObject({ code: 'unauthorized' });
     await expect(service.resolveSigningKey('bad')).rejects.toMatchObject({ code: 'unauthorized' });
     await a.admin(`/admin/v1/tenants/${tenantId}/keys/${key.keyId}`, { method: 'DELETE' });

@@ -6,7 +6,7 @@ import { GatewayException } from '../common/errors/gateway.exception';
 import { TenantsService } from '../tenants/tenants.service';
 import { generateApiKey, generateSigningSecret, hashSecret, maskApiKey } from './api-key-format';
 import { DEFAULT_API_KEY_SCOPES } from './api-key-scopes';
-import { ApiKeyCreateDto, ApiKeyCreatedDto, ApiKeyResponseDto, ApiKeyRotateDto, ApiKeyRotatedDto } from './api-key.dto';
+import { ApiKeyCreateDto, ApiKeyCreatedDto, ApiKeyResponseDto, ApiKeyRotateDto, ApiKeyRotatedDto, ApiKeySigningRotatedDto } from './api-key.dto';
 import { ApiKeyEntity } from './api-key.entity';
 import { ApiKeyService } from './api-key.service';
 import { ApiKeysRepository } from './api-keys.repository';
@@ -104,6 +104,54 @@ export class ApiKeyAdminService {
     return { ...rotated.response, previous: rotated.previous };
   }
 
+  /**
+   * A new current URL-signing pair; the current one becomes the previous one and keeps verifying
+   * until dropped, so signed URLs already handed out keep working while clients switch. The new
+   * pair is in this answer only.
+   */
+  async rotateSigning(request: FastifyRequest, tenantId: string, keyId: string): Promise<ApiKeySigningRotatedDto> {
+    const signingKey = generateSigningSecret();
+    const signingSalt = generateSigningSecret();
+    const rotated = await this.repository.transaction(async (manager) => {
+      await this.tenants.requireForUpdate(tenantId, manager);
+      const key = await this.repository.findForTenant(tenantId, keyId, manager);
+      if (!key) throw keyNotFound();
+      if (key.revokedAt) throw new GatewayException('conflict', 'A revoked key cannot be rotated; create a new key instead.');
+      await this.repository.rotateSigning(
+        tenantId,
+        keyId,
+        { signingKeyEnc: this.keys.sealSigningSecret(keyId, 'key', signingKey), signingSaltEnc: this.keys.sealSigningSecret(keyId, 'salt', signingSalt) },
+        manager,
+      );
+      const after = (await this.repository.findForTenant(tenantId, keyId, manager)) as ApiKeyEntity;
+      await this.audit.record(request, { action: 'api_key.rotate_signing', targetType: 'api_key', targetId: keyId, before: snapshot(key), after: snapshot(after) }, manager);
+      return after;
+    });
+    await this.invalidation.publish({ kind: 'key', id: keyId });
+    return {
+      keyId,
+      signingKey: signingKey.toString('hex'),
+      signingSalt: signingSalt.toString('hex'),
+      signingRotatedAt: rotated.signingRotatedAt as Date,
+      previousSigningValid: true,
+    };
+  }
+
+  /** Ends a signing rotation: only the current pair verifies from now on. Idempotent. */
+  async dropPreviousSigning(request: FastifyRequest, tenantId: string, keyId: string): Promise<void> {
+    const changed = await this.repository.transaction(async (manager) => {
+      await this.tenants.requireForUpdate(tenantId, manager);
+      const key = await this.repository.findForTenant(tenantId, keyId, manager);
+      if (!key) throw keyNotFound();
+      if (!key.signingKeyPrevEnc) return false;
+      await this.repository.dropPreviousSigning(tenantId, keyId, manager);
+      const after = (await this.repository.findForTenant(tenantId, keyId, manager)) as ApiKeyEntity;
+      await this.audit.record(request, { action: 'api_key.drop_previous_signing', targetType: 'api_key', targetId: keyId, before: snapshot(key), after: snapshot(after) }, manager);
+      return true;
+    });
+    if (changed) await this.invalidation.publish({ kind: 'key', id: keyId });
+  }
+
   private async insert(tenantId: string, name: string | null, scopes: string[], expiresAt: Date | null, manager: EntityManager) {
     const generated = generateApiKey();
     const signingKey = generateSigningSecret();
@@ -148,7 +196,16 @@ function keyNotFound(): GatewayException {
 
 /** What the audit log keeps about a key: never the hash or the sealed signing material. */
 function snapshot(key: ApiKeyEntity) {
-  return { keyId: key.keyId, tenantId: key.tenantId, name: key.name, scopes: key.scopes, expiresAt: key.expiresAt, revokedAt: key.revokedAt };
+  return {
+    keyId: key.keyId,
+    tenantId: key.tenantId,
+    name: key.name,
+    scopes: key.scopes,
+    expiresAt: key.expiresAt,
+    revokedAt: key.revokedAt,
+    signingRotatedAt: key.signingRotatedAt,
+    previousSigningValid: key.signingKeyPrevEnc !== null,
+  };
 }
 
 function toMasked(key: ApiKeyEntity): ApiKeyResponseDto {
@@ -162,6 +219,8 @@ function toMasked(key: ApiKeyEntity): ApiKeyResponseDto {
     expiresAt: key.expiresAt,
     revokedAt: key.revokedAt,
     lastUsedAt: key.lastUsedAt,
+    signingRotatedAt: key.signingRotatedAt,
+    previousSigningValid: key.signingKeyPrevEnc !== null,
     createdAt: key.createdAt,
   };
 }

@@ -49,6 +49,9 @@ export class ApiKeyResponseDto {
   @ApiProperty({ type: String, format: 'date-time', nullable: true, example: null }) revokedAt: Date | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'Exact to the flush interval (a few seconds).', example: null })
   lastUsedAt: Date | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'When the URL-signing pair was last rotated.', example: null })
+  signingRotatedAt: Date | null;
+  @ApiProperty({ description: 'Whether the pair before the last rotation still verifies signed URLs.', example: false }) previousSigningValid: boolean;
   @ApiProperty({ type: String, format: 'date-time' }) createdAt: Date;
 }
 
@@ -74,6 +77,21 @@ export class ApiKeyCreatedDto {
 export class ApiKeyPreviousDto {
   @ApiProperty({ example: 'Ab12Cd34Ef56' }) keyId: string;
   @ApiProperty({ type: String, format: 'date-time', description: 'When the old key stops working.', example: '2026-11-23T10:00:00.000Z' }) expiresAt: Date;
+}
+
+/** A new URL-signing pair: shown once, like the first one. */
+export class ApiKeySigningRotatedDto {
+  @ApiProperty({ example: 'Xq3fK9aB2cD4' }) keyId: string;
+  @ApiProperty({ description: 'The new current URL-signing key (hex). Shown once.', example: '5c2a1f0e9d8b7a6c5f4e3d2c1b0a99887766554433221100ffeeddccbbaa9988' })
+  signingKey: string;
+  @ApiProperty({ description: 'The new current URL-signing salt (hex). Shown once.', example: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff' })
+  signingSalt: string;
+  @ApiProperty({ type: String, format: 'date-time', example: '2026-11-22T10:00:00.000Z' }) signingRotatedAt: Date;
+  @ApiProperty({
+    description: 'The pair that was current until now keeps verifying until DELETE .../signing/previous (an older previous pair is gone).',
+    example: true,
+  })
+  previousSigningValid: boolean;
 }
 
 export class ApiKeyRotatedDto extends ApiKeyCreatedDto {

@@ -29,6 +29,16 @@ export class ApiKeyEntity {
   @Column({ name: 'signing_salt_enc', type: 'bytea' })
   signingSaltEnc: Buffer;
 
+  /** The pair before the last signing rotation: it still verifies until dropped. */
+  @Column({ name: 'signing_key_prev_enc', type: 'bytea', nullable: true })
+  signingKeyPrevEnc: Buffer | null;
+
+  @Column({ name: 'signing_salt_prev_enc', type: 'bytea', nullable: true })
+  signingSaltPrevEnc: Buffer | null;
+
+  @Column({ name: 'signing_rotated_at', type: 'timestamptz', nullable: true })
+  signingRotatedAt: Date | null;
+
   @Column({ name: 'expires_at', type: 'timestamptz', nullable: true })
   expiresAt: Date | null;
 

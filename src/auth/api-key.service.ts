@@ -1,9 +1,12 @@
-import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { GatewayException, TENANT_AUTH_CHALLENGE } from '../common/errors/gateway.exception';
 import type { AuthContext, AuthenticationRequest, EffectiveLimits } from '../common/http/request-context';
 import { GatewayConfig } from '../config/gateway-config';
 import { IpAllowlistCache } from '../ip-allowlist/ip-allowlist.cache';
 import { PRE_AUTH_LIMITER, PreAuthLimiter } from '../pipeline/pre-auth-limiter';
+import { compileImagePolicy, mergeImagePolicy, type CompiledImagePolicy } from '../signing/image-policy';
+import { ImgproxyOptionRules } from '../signing/imgproxy-options';
+import { ImgproxySigner } from '../signing/imgproxy-signature';
 import { mergeLimits } from '../tenants/effective-limits';
 import type { TenantStatus } from '../tenants/tenant.entity';
 import { isKeyId, parseApiKey, verifySecret } from './api-key-format';
@@ -30,17 +33,25 @@ interface CachedKey {
   /** Shared, frozen: later pipeline steps read it, none may change it. */
   auth: AuthContext;
   signedUrlAuth: AuthContext;
-  signingKeyEnc: Buffer;
-  signingSaltEnc: Buffer;
-  /** Decrypted on first use by the signed-URL path, then kept with the entry. */
-  signing?: { keyHex: string; saltHex: string };
+  /** The current signing pair first, then the previous one during a rotation; built once per fill. */
+  signers: readonly ImgproxySigner[];
 }
 
 export interface SigningKeyResolution {
   /** The tenant behind the key, with `via: 'signed-url'`. */
   auth: AuthContext;
-  signingKeyHex: string;
-  signingSaltHex: string;
+  /** The current pair first, then the previous one while a rotation is in progress. */
+  signers: readonly ImgproxySigner[];
+}
+
+/** What a key id can do for a signed URL, without saying it to the caller. */
+export interface SigningCandidate {
+  /** The key's tenant and signing pairs; absent when the key id names no key. */
+  key?: SigningKeyResolution;
+  /** Why the key cannot sign (for the metric; the caller answers one 401 whatever it is). */
+  unusable?: AuthFailureReason;
+  /** Said to the caller only once its signature verified. */
+  suspended: boolean;
 }
 
 export interface CallerDescription {
@@ -68,6 +79,9 @@ export class ApiKeyService {
   private readonly box: SecretBox;
   private readonly pepper: string;
   private readonly allowQueryKey: boolean;
+  private readonly policyRules: ImgproxyOptionRules;
+  private readonly pro: boolean;
+  private readonly logger = new Logger(ApiKeyService.name);
 
   constructor(
     private readonly repository: ApiKeysRepository,
@@ -83,6 +97,8 @@ export class ApiKeyService {
     this.pepper = keyPepper;
     this.box = new SecretBox(secretsKey);
     this.allowQueryKey = allowQueryKey;
+    this.policyRules = new ImgproxyOptionRules(config.imgproxy);
+    this.pro = config.imgproxy.pro;
     this.keys = new LruCache(keyCacheMaxEntries, keyCacheTtlSeconds * 1000);
     this.unknown = new LruCache(keyCacheMaxEntries, keyCacheTtlSeconds * 1000);
     invalidation.onInvalidate((event) => this.drop(event));
@@ -118,12 +134,27 @@ export class ApiKeyService {
     const entry = await this.lookup(keyId, request);
     if (!entry) throw this.refuse('unknown');
     this.checkUsable(entry);
-    entry.signing ??= {
-      keyHex: this.box.open(entry.signingKeyEnc, signingAad(keyId, 'key')).toString('hex'),
-      saltHex: this.box.open(entry.signingSaltEnc, signingAad(keyId, 'salt')).toString('hex'),
-    };
     this.lastUsed.mark(keyId);
-    return { auth: entry.signedUrlAuth, signingKeyHex: entry.signing.keyHex, signingSaltHex: entry.signing.saltHex };
+    return { auth: entry.signedUrlAuth, signers: entry.signers };
+  }
+
+  /**
+   * The signed-URL guard's lookup: never throws for the key's state (only the pre-auth limiter's
+   * 429 or a storage failure), so the guard can verify the signature first and answer every
+   * failure alike (docs/tenants-and-keys.md).
+   */
+  async signingCandidate(keyId: string, request?: AuthenticationRequest): Promise<SigningCandidate> {
+    if (!isKeyId(keyId)) return { unusable: 'malformed', suspended: false };
+    const entry = await this.lookup(keyId, request);
+    if (!entry) return { unusable: 'unknown', suspended: false };
+    // Expiry is checked against the clock on every request, not when the entry was cached.
+    const unusable = entry.revoked ? 'revoked' : entry.expiresAtMs <= Date.now() ? 'expired' : undefined;
+    return { key: { auth: entry.signedUrlAuth, signers: entry.signers }, unusable, suspended: entry.tenantStatus !== 'active' };
+  }
+
+  /** Records a successful use (written in batches). */
+  markUsed(keyId: string): void {
+    this.lastUsed.mark(keyId);
   }
 
   /** 403 `forbidden` unless the caller holds every scope. */
@@ -199,6 +230,7 @@ export class ApiKeyService {
       limits: Object.freeze(mergeLimits(record.plan, record.rateLimits, record.quotas)),
       allowedSources: Object.freeze([...record.allowedSources]),
       allowUnsignedUrls: record.allowUnsignedUrls,
+      imagePolicy: this.compilePolicy(record),
     };
     const entry: CachedKey = {
       keyId: record.keyId,
@@ -212,12 +244,43 @@ export class ApiKeyService {
       revoked: record.revokedAt !== null,
       auth: Object.freeze({ ...base, via: 'api-key' as const }),
       signedUrlAuth: Object.freeze({ ...base, via: 'signed-url' as const }),
-      signingKeyEnc: record.signingKeyEnc,
-      signingSaltEnc: record.signingSaltEnc,
+      signers: Object.freeze(this.signersOf(record)),
     };
     this.byAuth.set(entry.auth, entry);
     this.byAuth.set(entry.signedUrlAuth, entry);
     return entry;
+  }
+
+  /** The merged plan and tenant policy, compiled once per fill; problems are logged, not thrown. */
+  private compilePolicy(record: KeyAuthRecord): CompiledImagePolicy {
+    const watermarkSource = record.watermarkFile ? `local:///tenants/${record.tenantId}/${record.watermarkFile}` : undefined;
+    const policy = compileImagePolicy(mergeImagePolicy(record.planImagePolicy, record.tenantImagePolicy), {
+      rules: this.policyRules,
+      pro: this.pro,
+      watermarkSource,
+    });
+    for (const problem of policy.problems) this.logger.warn(`image policy of tenant ${record.tenantId}: ${problem}`);
+    return policy;
+  }
+
+  /**
+   * Decrypts the signing pairs once per fill. A pair that does not open (SECRETS_KEY changed) is
+   * left out: that key's signed URLs are refused, its header-mode requests still work.
+   */
+  private signersOf(record: KeyAuthRecord): ImgproxySigner[] {
+    const pairs = [[record.signingKeyEnc, record.signingSaltEnc]];
+    if (record.signingKeyPrevEnc && record.signingSaltPrevEnc) pairs.push([record.signingKeyPrevEnc, record.signingSaltPrevEnc]);
+    const signers: ImgproxySigner[] = [];
+    for (const [keyEnc, saltEnc] of pairs) {
+      try {
+        const keyHex = this.box.open(keyEnc, signingAad(record.keyId, 'key')).toString('hex');
+        const saltHex = this.box.open(saltEnc, signingAad(record.keyId, 'salt')).toString('hex');
+        signers.push(new ImgproxySigner(keyHex, saltHex));
+      } catch (error) {
+        this.logger.warn(`signing pair of key ${record.keyId} cannot be decrypted: ${(error as Error).message}`);
+      }
+    }
+    return signers;
   }
 
   private checkUsable(entry: CachedKey): void {

@@ -13,7 +13,7 @@ import { AdminController } from '../admin/admin-controller.decorator';
 import { ErrorResponseDto } from '../common/errors/error-response.dto';
 import { UuidParamPipe } from '../tenants/uuid-param.pipe';
 import { ApiKeyAdminService } from './api-key-admin.service';
-import { ApiKeyCreateDto, ApiKeyCreatedDto, ApiKeyListDto, ApiKeyResponseDto, ApiKeyRotateDto, ApiKeyRotatedDto } from './api-key.dto';
+import { ApiKeyCreateDto, ApiKeyCreatedDto, ApiKeyListDto, ApiKeyResponseDto, ApiKeyRotateDto, ApiKeyRotatedDto, ApiKeySigningRotatedDto } from './api-key.dto';
 import { KeyIdParamPipe } from './key-id-param.pipe';
 
 @AdminController('tenants/:id/keys', 'admin: API keys')
@@ -69,5 +69,36 @@ export class ApiKeysController {
     @Body() dto: ApiKeyRotateDto,
   ): Promise<ApiKeyRotatedDto> {
     return this.keys.rotate(request, tenantId, keyId, dto ?? {});
+  }
+
+  @Post(':keyId/rotate-signing')
+  @HttpCode(201)
+  @ApiOperation({
+    summary:
+      'A new URL-signing key and salt (shown once). The previous pair keeps verifying signed URLs until ' +
+      'DELETE .../signing/previous, so URLs already handed out keep working while clients switch. On every instance within 2 s.',
+  })
+  @ApiCreatedResponse({ type: ApiKeySigningRotatedDto })
+  @ApiNotFoundResponse({ type: ErrorResponseDto })
+  @ApiConflictResponse({ description: 'The key is revoked.', type: ErrorResponseDto })
+  rotateSigning(
+    @Req() request: FastifyRequest,
+    @Param('id', UuidParamPipe) tenantId: string,
+    @Param('keyId', KeyIdParamPipe) keyId: string,
+  ): Promise<ApiKeySigningRotatedDto> {
+    return this.keys.rotateSigning(request, tenantId, keyId);
+  }
+
+  @Delete(':keyId/signing/previous')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'End a signing rotation: only the current pair verifies, on every instance within 2 s. Idempotent.' })
+  @ApiNoContentResponse({ description: 'The previous pair no longer verifies.' })
+  @ApiNotFoundResponse({ type: ErrorResponseDto })
+  async dropPreviousSigning(
+    @Req() request: FastifyRequest,
+    @Param('id', UuidParamPipe) tenantId: string,
+    @Param('keyId', KeyIdParamPipe) keyId: string,
+  ): Promise<void> {
+    await this.keys.dropPreviousSigning(request, tenantId, keyId);
   }
 }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, Repository } from 'typeorm';
+import type { ImagePolicy } from '../signing/image-policy';
 import type { QuotaOverrides, RateLimitOverrides } from '../tenants/effective-limits';
 import type { TenantStatus } from '../tenants/tenant.entity';
 import { ApiKeyEntity } from './api-key.entity';
@@ -16,6 +17,9 @@ export interface KeyAuthRecord {
   revokedAt: Date | null;
   signingKeyEnc: Buffer;
   signingSaltEnc: Buffer;
+  /** The pair before the last signing rotation, until it is dropped. */
+  signingKeyPrevEnc: Buffer | null;
+  signingSaltPrevEnc: Buffer | null;
   tenantId: string;
   tenantName: string;
   tenantStatus: TenantStatus;
@@ -23,6 +27,9 @@ export interface KeyAuthRecord {
   quotas: QuotaOverrides;
   allowedSources: string[];
   allowUnsignedUrls: boolean;
+  tenantImagePolicy: ImagePolicy;
+  /** File name of the tenant's watermark upload, when its policy names one that exists. */
+  watermarkFile: string | null;
   planId: string;
   planName: string;
   plan: {
@@ -34,7 +41,14 @@ export interface KeyAuthRecord {
     monthlyBandwidthBytes: number;
     storageBytes: number;
   };
+  planImagePolicy: ImagePolicy;
   allowlist: string[];
+}
+
+/** A signing rotation: the new pair becomes current, the current one previous. */
+export interface SigningPairFields {
+  signingKeyEnc: Buffer;
+  signingSaltEnc: Buffer;
 }
 
 interface KeyAuthRow {
@@ -45,6 +59,8 @@ interface KeyAuthRow {
   revoked_at: Date | null;
   signing_key_enc: Buffer;
   signing_salt_enc: Buffer;
+  signing_key_prev_enc: Buffer | null;
+  signing_salt_prev_enc: Buffer | null;
   tenant_id: string;
   tenant_name: string;
   status: TenantStatus;
@@ -52,6 +68,8 @@ interface KeyAuthRow {
   quotas: QuotaOverrides;
   allowed_sources: string[];
   allow_unsigned_urls: boolean;
+  tenant_image_policy: ImagePolicy;
+  watermark_file: string | null;
   plan_id: string;
   plan_name: string;
   rate_per_minute: number;
@@ -61,6 +79,7 @@ interface KeyAuthRow {
   daily_requests: string | null;
   monthly_bandwidth_bytes: string;
   storage_bytes: string;
+  plan_image_policy: ImagePolicy;
   allowlist: string[];
 }
 
@@ -96,6 +115,21 @@ export class ApiKeysRepository {
     await manager.getRepository(ApiKeyEntity).update({ tenantId, keyId }, { revokedAt: () => 'now()' });
   }
 
+  /** The new pair becomes current and the current one previous (an older previous one is dropped). */
+  async rotateSigning(tenantId: string, keyId: string, pair: SigningPairFields, manager: EntityManager): Promise<void> {
+    await manager.query(
+      `UPDATE api_keys
+          SET signing_key_prev_enc = signing_key_enc, signing_salt_prev_enc = signing_salt_enc,
+              signing_key_enc = $3, signing_salt_enc = $4, signing_rotated_at = now()
+        WHERE tenant_id = $1 AND key_id = $2`,
+      [tenantId, keyId, pair.signingKeyEnc, pair.signingSaltEnc],
+    );
+  }
+
+  async dropPreviousSigning(tenantId: string, keyId: string, manager: EntityManager): Promise<void> {
+    await manager.getRepository(ApiKeyEntity).update({ tenantId, keyId }, { signingKeyPrevEnc: null, signingSaltPrevEnc: null });
+  }
+
   async setExpiry(tenantId: string, keyId: string, expiresAt: Date, manager: EntityManager): Promise<void> {
     await manager.getRepository(ApiKeyEntity).update({ tenantId, keyId }, { expiresAt });
   }
@@ -109,9 +143,14 @@ export class ApiKeysRepository {
     this.authLookups++;
     const rows: KeyAuthRow[] = await this.repo.query(
       `SELECT k.key_id, k.secret_hash, k.scopes, k.expires_at, k.revoked_at, k.signing_key_enc, k.signing_salt_enc,
+              k.signing_key_prev_enc, k.signing_salt_prev_enc,
               t.id AS tenant_id, t.name AS tenant_name, t.status, t.rate_limits, t.quotas, t.allowed_sources,
-              t.allow_unsigned_urls, p.id AS plan_id, p.name AS plan_name, p.rate_per_minute, p.rate_per_hour, p.burst,
+              t.allow_unsigned_urls, t.image_policy AS tenant_image_policy,
+              (SELECT i.file_name FROM images i
+                WHERE i.tenant_id = t.id AND i.id::text = t.image_policy #>> '{watermark,uploadId}') AS watermark_file,
+              p.id AS plan_id, p.name AS plan_name, p.rate_per_minute, p.rate_per_hour, p.burst,
               p.monthly_requests, p.daily_requests, p.monthly_bandwidth_bytes, p.storage_bytes,
+              p.image_policy AS plan_image_policy,
               ARRAY(SELECT a.cidr::text FROM ip_allowlist a WHERE a.tenant_id = t.id) AS allowlist
          FROM api_keys k
          JOIN tenants t ON t.id = k.tenant_id
@@ -129,6 +168,8 @@ export class ApiKeysRepository {
       revokedAt: row.revoked_at,
       signingKeyEnc: row.signing_key_enc,
       signingSaltEnc: row.signing_salt_enc,
+      signingKeyPrevEnc: row.signing_key_prev_enc,
+      signingSaltPrevEnc: row.signing_salt_prev_enc,
       tenantId: row.tenant_id,
       tenantName: row.tenant_name,
       tenantStatus: row.status,
@@ -136,6 +177,8 @@ export class ApiKeysRepository {
       quotas: row.quotas,
       allowedSources: row.allowed_sources,
       allowUnsignedUrls: row.allow_unsigned_urls,
+      tenantImagePolicy: row.tenant_image_policy,
+      watermarkFile: row.watermark_file,
       planId: row.plan_id,
       planName: row.plan_name,
       plan: {
@@ -147,6 +190,7 @@ export class ApiKeysRepository {
         monthlyBandwidthBytes: Number(row.monthly_bandwidth_bytes),
         storageBytes: Number(row.storage_bytes),
       },
+      planImagePolicy: row.plan_image_policy,
       allowlist: row.allowlist,
     };
   }

@@ -98,6 +98,16 @@ export class ImgproxyConfig {
   @IsBoolean() allowPrivateSourceAddresses = false;
   @IsArray() @IsIn(['local', 'http', 'https', 's3', 'gs', 'abs', 'swift'], { each: true })
   allowedSchemes: string[] = ['local', 'http', 'https'];
+  /**
+   * The imgproxy major version the backends run: the gateway accepts exactly the processing
+   * options (names and argument shapes) that version's parser accepts (docs/imgproxy.md).
+   */
+  @IsIn([3, 4]) version: 3 | 4 = 3;
+  /** The backends run imgproxy Pro: its option names pass, and per-tenant watermark images work. */
+  @IsBoolean() pro = false;
+  /** More option names to pass as they are (a newer imgproxy, a Pro option the gateway does not list). */
+  @IsArray() @ArrayMaxSize(200) @Matches(/^[A-Za-z0-9_-]{1,64}$/, { each: true, message: 'each entry must be an option name like rs or watermark_url' })
+  extraOptions: string[] = [];
 }
 
 export class UploadsConfig {
@@ -191,6 +201,8 @@ export class PlanSeedConfig {
   @IsOptional() @IsInt() @Min(1) dailyRequests?: number;
   @IsInt() @Min(1) monthlyBandwidthBytes: number;
   @IsInt() @Min(1) storageBytes: number;
+  /** The plan's image policy (docs/imgproxy.md); checked in full when the plans are seeded. */
+  @IsOptional() @IsObject() imagePolicy?: Record<string, unknown>;
 }
 
 export class UsageConfig {

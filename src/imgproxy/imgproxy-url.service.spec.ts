@@ -33,7 +33,7 @@ function service(imgproxy: Partial<GatewayConfig['imgproxy']> = { key: POOL_KEY,
   return new ImgproxyUrlService(config);
 }
 
-const tenantKey = (a = auth()): TenantSigningKey => ({ auth: a, signingKeyHex: TENANT_KEY, signingSaltHex: TENANT_SALT });
+const tenantKey = (a = auth()): TenantSigningKey => ({ auth: a, signers: [new ImgproxySigner(TENANT_KEY, TENANT_SALT)] });
 
 /** A URL as a browser sends it, built by the official Node builder. */
 function builtUrl(source: string, options: Parameters<typeof generateImageUrl>[0]['options'] = { width: 100 }): string {
@@ -72,8 +72,31 @@ describe('ImgproxyUrlService', () => {
     const tampered = urls.parse(good.replace('w:100', 'w:101')) as SignedModeImgproxyPath;
     expect(gatewayError(() => urls.verifySignature(tampered, tenantKey())).code).toBe('unauthorized');
     const path = urls.parse(good) as SignedModeImgproxyPath;
-    const other: TenantSigningKey = { auth: auth(), signingKeyHex: TENANT_SALT, signingSaltHex: TENANT_KEY };
+    const other: TenantSigningKey = { auth: auth(), signers: [new ImgproxySigner(TENANT_SALT, TENANT_KEY)] };
     expect(gatewayError(() => urls.verifySignature(path, other)).code).toBe('unauthorized');
+  });
+
+  it('verifies against the current and the previous pair, and refuses without a key', () => {
+    const urls = service();
+    const path = urls.parse(builtUrl('local:///cat.png')) as SignedModeImgproxyPath;
+    const rotated: TenantSigningKey = { auth: auth(), signers: [new ImgproxySigner(TENANT_SALT, TENANT_KEY), new ImgproxySigner(TENANT_KEY, TENANT_SALT)] };
+    expect(urls.signatureProblem(path, rotated)).toBeUndefined();
+    expect(urls.signatureProblem(path, { auth: auth(), signers: [] })).toBe('bad_signature');
+    expect(urls.signatureProblem(path, undefined)).toBe('bad_signature');
+  });
+
+  it('answers one 401 for every signature failure, with the tenant challenge', () => {
+    const urls = service();
+    const tampered = urls.parse(builtUrl('local:///cat.png').replace('w:100', 'w:101')) as SignedModeImgproxyPath;
+    const unsigned = urls.parse(`/t/${KEY_ID}/insecure/w:10/plain/local:///a.png`) as SignedModeImgproxyPath;
+    const errors = [tampered, unsigned].map((path) => gatewayError(() => urls.verifySignature(path, tenantKey())));
+    for (const error of errors) {
+      expect({ status: error.getStatus(), message: error.message, headers: error.headers }).toEqual({
+        status: 401,
+        message: 'A valid URL signature is required.',
+        headers: { 'www-authenticate': 'Bearer realm="imgproxy-gateway"' },
+      });
+    }
   });
 
   it('accepts insecure only for tenants that allow unsigned URLs', () => {

@@ -7,7 +7,7 @@ import { ApiKeyService } from '../auth/api-key.service';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { PRE_AUTH_LIMITER, PreAuthLimiter, chargingRefusals } from '../pipeline/pre-auth-limiter';
-import { ImgproxyUrlService, signatureRefusal } from './imgproxy-url.service';
+import { ImgproxyUrlService, signedUrlRefusal } from './imgproxy-url.service';
 
 /** Proxying an image, by header or by signed URL, needs this scope (docs/tenants-and-keys.md). */
 const PROXY_SCOPES = [IMAGE_READ_SCOPE];
@@ -43,19 +43,33 @@ export class SignedUrlGuard implements CanActivate {
   async verify(request: AuthenticationRequest, rawUrl: string): Promise<{ auth: AuthContext; path: SignedModeImgproxyPath }> {
     const path = this.urls.parse(rawUrl);
     if (path.mode !== 'signed') throw new GatewayException('bad_url', 'Signed image URLs start with /t/<keyId>/.');
-    // Unknown, revoked and expired keys and bad signatures: 401 (charged to the IP bucket);
-    // a suspended tenant: 403.
+    request.gw.auth = await this.authenticate(path, request);
+    return { auth: request.gw.auth, path };
+  }
+
+  /**
+   * Until the signature verifies, every failure is the same 401 (charged to the IP bucket):
+   * unknown, malformed, revoked or expired key, bad signature, unsigned URL. Only a caller whose
+   * signature verifies learns more: a suspended tenant (403), a key without images:read (403).
+   */
+  async authenticate(path: SignedModeImgproxyPath, request: AuthenticationRequest): Promise<AuthContext> {
     const key = await chargingRefusals(this.limiter, request, async () => {
-      const resolved = await this.keys.resolveSigningKey(path.keyId, request);
-      const problem = this.urls.signatureProblem(path, resolved);
-      if (problem) {
-        this.metrics.authFailed(problem);
-        throw signatureRefusal(problem);
+      const candidate = await this.keys.signingCandidate(path.keyId, request);
+      // Verified whatever the candidate, so a refusal takes the same time for every reason.
+      const problem = this.urls.signatureProblem(path, candidate.key);
+      const reason = candidate.unusable ?? problem;
+      if (reason || !candidate.key) {
+        this.metrics.authFailed(reason ?? 'unknown');
+        throw signedUrlRefusal();
       }
-      return resolved;
+      return { ...candidate.key, suspended: candidate.suspended };
     });
+    if (key.suspended) {
+      this.metrics.authFailed('suspended');
+      throw new GatewayException('forbidden', 'This account is suspended.');
+    }
     this.keys.assertScopes(key.auth, PROXY_SCOPES);
-    request.gw.auth = key.auth;
-    return { auth: key.auth, path };
+    this.keys.markUsed(path.keyId);
+    return key.auth;
   }
 }

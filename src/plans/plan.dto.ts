@@ -1,5 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateIf } from 'class-validator';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateIf, ValidateNested } from 'class-validator';
+import { ImagePolicyDto } from './image-policy.dto';
 
 const MAX_BIG = Number.MAX_SAFE_INTEGER;
 
@@ -39,6 +41,14 @@ export class PlanCreateDto {
   @ApiProperty({ description: 'Bytes of stored uploads.', example: 10737418240 })
   @IsInt() @Min(1) @Max(MAX_BIG)
   storageBytes: number;
+
+  @ApiPropertyOptional({
+    description: 'Image policy of the tenants on this plan (docs/imgproxy.md); each tenant may override fields.',
+    type: ImagePolicyDto,
+    example: { presets: { thumb: 'rs:fill:200:200/q:80' }, maxWidth: 2000, maxHeight: 2000, maxSrcResolution: 24, defaultQuality: 80 },
+  })
+  @IsOptional() @ValidateNested() @Type(() => ImagePolicyDto)
+  imagePolicy?: ImagePolicyDto;
 }
 
 /** Every field optional; `null` clears the optional ones (burst, dailyRequests, description). */
@@ -74,6 +84,15 @@ export class PlanUpdateDto {
   @ApiPropertyOptional({ example: 10737418240 })
   @IsOptional() @IsInt() @Min(1) @Max(MAX_BIG)
   storageBytes?: number;
+
+  @ApiPropertyOptional({
+    description: 'Changes to the image policy: a field sets, a null field clears, a null object clears the whole policy.',
+    type: ImagePolicyDto,
+    nullable: true,
+    example: { maxWidth: 1600, watermark: { opacity: 0.4, position: 'soea', scale: 0.2 }, requireExpiry: null },
+  })
+  @ValidateIf((_, v) => v !== undefined && v !== null) @ValidateNested() @Type(() => ImagePolicyDto)
+  imagePolicy?: ImagePolicyDto | null;
 }
 
 export class PlanResponseDto {
@@ -87,6 +106,7 @@ export class PlanResponseDto {
   @ApiProperty({ nullable: true, example: null, description: 'null = no daily quota.' }) dailyRequests: number | null;
   @ApiProperty({ example: 10737418240 }) monthlyBandwidthBytes: number;
   @ApiProperty({ example: 1073741824 }) storageBytes: number;
+  @ApiProperty({ type: ImagePolicyDto, example: { presets: { thumb: 'rs:fill:200:200/q:80' }, maxWidth: 2000 } }) imagePolicy: ImagePolicyDto;
   @ApiProperty() createdAt: Date;
   @ApiProperty() updatedAt: Date;
 }

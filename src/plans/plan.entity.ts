@@ -1,4 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn, ValueTransformer } from 'typeorm';
+import type { ImagePolicy } from '../signing/image-policy';
 
 /** pg returns bigint as text; every figure here fits a double exactly (< 2^53). */
 export const bigintNumber: ValueTransformer = {
@@ -37,6 +38,10 @@ export class PlanEntity {
 
   @Column({ name: 'storage_bytes', type: 'bigint', transformer: bigintNumber })
   storageBytes: number;
+
+  /** Image policy of every tenant on the plan, unless the tenant sets a field itself. */
+  @Column({ name: 'image_policy', type: 'jsonb', default: () => `'{}'::jsonb` })
+  imagePolicy: ImagePolicy;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;

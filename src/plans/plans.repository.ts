@@ -55,19 +55,20 @@ export class PlansRepository {
   async upsertByName(fields: PlanFields): Promise<boolean> {
     const rows: unknown[] = await this.repo.query(
       `INSERT INTO plans (name, description, rate_per_minute, rate_per_hour, burst, monthly_requests, daily_requests,
-                          monthly_bandwidth_bytes, storage_bytes)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                          monthly_bandwidth_bytes, storage_bytes, image_policy)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
        ON CONFLICT (name) DO UPDATE SET
          description = EXCLUDED.description, rate_per_minute = EXCLUDED.rate_per_minute,
          rate_per_hour = EXCLUDED.rate_per_hour, burst = EXCLUDED.burst,
          monthly_requests = EXCLUDED.monthly_requests, daily_requests = EXCLUDED.daily_requests,
          monthly_bandwidth_bytes = EXCLUDED.monthly_bandwidth_bytes, storage_bytes = EXCLUDED.storage_bytes,
-         updated_at = now()
+         image_policy = EXCLUDED.image_policy, updated_at = now()
        WHERE (plans.description, plans.rate_per_minute, plans.rate_per_hour, plans.burst, plans.monthly_requests,
-              plans.daily_requests, plans.monthly_bandwidth_bytes, plans.storage_bytes)
+              plans.daily_requests, plans.monthly_bandwidth_bytes, plans.storage_bytes, plans.image_policy)
              IS DISTINCT FROM
              (EXCLUDED.description, EXCLUDED.rate_per_minute, EXCLUDED.rate_per_hour, EXCLUDED.burst,
-              EXCLUDED.monthly_requests, EXCLUDED.daily_requests, EXCLUDED.monthly_bandwidth_bytes, EXCLUDED.storage_bytes)
+              EXCLUDED.monthly_requests, EXCLUDED.daily_requests, EXCLUDED.monthly_bandwidth_bytes, EXCLUDED.storage_bytes,
+              EXCLUDED.image_policy)
        RETURNING id`,
       [
         fields.name,
@@ -79,6 +80,7 @@ export class PlansRepository {
         fields.dailyRequests,
         fields.monthlyBandwidthBytes,
         fields.storageBytes,
+        JSON.stringify(fields.imagePolicy),
       ],
     );
     return rows.length > 0;

@@ -1,10 +1,15 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { plainToInstance } from 'class-transformer';
+import { validateSync, type ValidationError } from 'class-validator';
 import type { FastifyRequest } from 'fastify';
 import { EntityManager } from 'typeorm';
 import { AuthInvalidationService } from '../auth/invalidation/auth-invalidation.service';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { GatewayConfig } from '../config/gateway-config';
 import { AuditService } from '../audit/audit.service';
+import { applyImagePolicyPatch, cleanImagePolicy, imagePolicyProblems, type ImagePolicy, type ImagePolicyPatch } from '../signing/image-policy';
+import { ImgproxyOptionRules } from '../signing/imgproxy-options';
+import { ImagePolicyDto } from './image-policy.dto';
 import { PlanEntity } from './plan.entity';
 import { PlanCreateDto, PlanResponseDto, PlanUpdateDto } from './plan.dto';
 import { PlanFields, PlansRepository } from './plans.repository';
@@ -12,13 +17,16 @@ import { PlanFields, PlansRepository } from './plans.repository';
 @Injectable()
 export class PlansService implements OnModuleInit {
   private readonly logger = new Logger(PlansService.name);
+  private readonly policyRules: ImgproxyOptionRules;
 
   constructor(
     private readonly plans: PlansRepository,
     private readonly audit: AuditService,
     private readonly invalidation: AuthInvalidationService,
     private readonly config: GatewayConfig,
-  ) {}
+  ) {
+    this.policyRules = new ImgproxyOptionRules(config.imgproxy);
+  }
 
   /**
    * Config plans are upserted by name at every start: for those names the config is the
@@ -28,7 +36,9 @@ export class PlansService implements OnModuleInit {
   async onModuleInit(): Promise<void> {
     let changed = false;
     for (const seed of this.config.plans) {
-      const written = await this.plans.upsertByName(planFields(seed));
+      // A bad seed policy stops the start, naming the plan and the field.
+      const imagePolicy = this.seedImagePolicy(seed.name, seed.imagePolicy);
+      const written = await this.plans.upsertByName(planFields({ ...seed, imagePolicy }));
       changed ||= written;
     }
     // Instances already running (a rolling deploy) drop limits they cached from the old figures.
@@ -62,8 +72,30 @@ export class PlansService implements OnModuleInit {
     return this.plans.findById(id, manager);
   }
 
+  /**
+   * A plan's image policy checked beyond its JSON shape: presets with the configured backend's
+   * option parser, formats, Pro features. 400 `validation_failed` with one detail per problem.
+   */
+  checkImagePolicy(policy: ImagePolicy, owner: 'plan' | 'tenant'): void {
+    const problems = imagePolicyProblems(policy, { rules: this.policyRules, pro: this.config.imgproxy.pro, owner });
+    if (problems.length > 0) {
+      throw new GatewayException('validation_failed', 'The request is invalid.', { details: problems.map((problem) => `imagePolicy.${problem}`) });
+    }
+  }
+
+  private seedImagePolicy(plan: string, raw: Record<string, unknown> | undefined): ImagePolicy {
+    if (raw === undefined) return {};
+    const dto = plainToInstance(ImagePolicyDto, raw);
+    const shape = flatten(validateSync(dto, { whitelist: true, forbidNonWhitelisted: true }));
+    const policy = cleanImagePolicy(dto);
+    const problems = shape.length > 0 ? shape : imagePolicyProblems(policy, { rules: this.policyRules, pro: this.config.imgproxy.pro, owner: 'plan' });
+    if (problems.length > 0) throw new Error(`plans[${plan}].imagePolicy is invalid: ${problems.join('; ')}`);
+    return policy;
+  }
+
   async create(request: FastifyRequest, dto: PlanCreateDto): Promise<PlanResponseDto> {
-    const fields = planFields(dto);
+    const fields = planFields({ ...dto, imagePolicy: cleanImagePolicy(dto.imagePolicy ?? {}) });
+    this.checkImagePolicy(fields.imagePolicy, 'plan');
     const created = await this.plans.transaction(async (manager) => {
       const plan = await this.plans.create(fields, manager);
       const response = toPlanResponse(plan);
@@ -81,6 +113,10 @@ export class PlansService implements OnModuleInit {
       const changes: Partial<PlanFields> = {};
       for (const field of ['description', 'perMinute', 'perHour', 'burst', 'monthlyRequests', 'dailyRequests', 'monthlyBandwidthBytes', 'storageBytes'] as const) {
         if (dto[field] !== undefined) (changes as Record<string, unknown>)[field] = dto[field];
+      }
+      if (dto.imagePolicy !== undefined) {
+        changes.imagePolicy = cleanImagePolicy(applyImagePolicyPatch(plan.imagePolicy, dto.imagePolicy as ImagePolicyPatch | null));
+        this.checkImagePolicy(changes.imagePolicy, 'plan');
       }
       const saved = await this.plans.update(plan, changes, manager);
       const after = toPlanResponse(saved);
@@ -110,13 +146,16 @@ export function toPlanResponse(plan: PlanEntity): PlanResponseDto {
     dailyRequests: plan.dailyRequests,
     monthlyBandwidthBytes: plan.monthlyBandwidthBytes,
     storageBytes: plan.storageBytes,
+    imagePolicy: plan.imagePolicy,
     createdAt: plan.createdAt,
     updatedAt: plan.updatedAt,
   };
 }
 
 /** A plan as stored, from a config seed or an admin's create body (the same fields, optional ones as null). */
-function planFields(source: Omit<PlanFields, 'description' | 'burst' | 'dailyRequests'> & { description?: string; burst?: number; dailyRequests?: number }): PlanFields {
+function planFields(
+  source: Omit<PlanFields, 'description' | 'burst' | 'dailyRequests' | 'imagePolicy'> & { description?: string; burst?: number; dailyRequests?: number; imagePolicy?: ImagePolicy },
+): PlanFields {
   return {
     name: source.name,
     description: source.description ?? null,
@@ -127,5 +166,13 @@ function planFields(source: Omit<PlanFields, 'description' | 'burst' | 'dailyReq
     dailyRequests: source.dailyRequests ?? null,
     monthlyBandwidthBytes: source.monthlyBandwidthBytes,
     storageBytes: source.storageBytes,
+    imagePolicy: source.imagePolicy ?? {},
   };
+}
+
+function flatten(errors: ValidationError[], prefix = ''): string[] {
+  return errors.flatMap((error) => {
+    const path = prefix ? `${prefix}.${error.property}` : error.property;
+    return [...Object.values(error.constraints ?? {}).map((message) => `${path}: ${message}`), ...flatten(error.children ?? [], path)];
+  });
 }

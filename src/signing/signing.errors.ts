@@ -1,6 +1,6 @@
 /**
  * Typed refusals raised by the pure imgproxy code. They carry the public error code of the
- * catalogue (docs/architecture.md, both answered with 400) and a message that is safe to show to the tenant:
+ * catalogue (docs/architecture.md: 400, or 403 for a policy refusal) and a message that is safe to show to the tenant:
  * it names the rule that was broken, never an internal address or the backend's configuration.
  */
 /** The request path is not a well-formed imgproxy URL, or uses a form or option the gateway refuses. */
@@ -23,6 +23,19 @@ export class SourceRejectedError extends Error {
   }
 }
 
-export function isImgproxyRejection(error: unknown): error is UrlRejectedError | SourceRejectedError {
-  return error instanceof UrlRejectedError || error instanceof SourceRejectedError;
+/**
+ * The URL is well formed but the tenant's image policy does not allow it (presets only, an
+ * expired or non-expiring URL, a watermark it may not change): answered 403 `forbidden`.
+ */
+export class PolicyRefusedError extends Error {
+  readonly code = 'forbidden' as const;
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'PolicyRefusedError';
+  }
+}
+
+export function isImgproxyRejection(error: unknown): error is UrlRejectedError | SourceRejectedError | PolicyRefusedError {
+  return error instanceof UrlRejectedError || error instanceof SourceRejectedError || error instanceof PolicyRefusedError;
 }

@@ -18,6 +18,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { PageQueryDto } from '../common/pagination/page.dto';
+import { ImagePolicyDto } from '../plans/image-policy.dto';
 import { IsSourcePrefix } from '../signing/is-source-prefix.validator';
 
 const MAX_BIG = Number.MAX_SAFE_INTEGER;
@@ -103,6 +104,29 @@ export class TenantUpdateDto {
   @ApiPropertyOptional({ description: 'Overrides of the plan quotas; a null field (or null) clears the override.', type: QuotaOverridesDto, nullable: true })
   @ValidateIf(present) @ValidateNested() @Type(() => QuotaOverridesDto)
   quotas?: QuotaOverridesDto | null;
+
+  @ApiPropertyOptional({
+    description:
+      "Overrides of the plan's image policy (docs/imgproxy.md): a field sets, a null field clears (back to the plan), a null " +
+      'object clears every override. presets and watermark are replaced whole. Reaches every instance within 2 s.',
+    type: ImagePolicyDto,
+    nullable: true,
+    example: {
+      presets: { thumb: 'rs:fill:200:200/q:80', hero: 'rs:fit:1600:900' },
+      presetsOnly: true,
+      maxWidth: 1600,
+      maxHeight: 1600,
+      maxSrcResolution: 24,
+      maxSrcFileSize: 20971520,
+      defaultFormat: 'webp',
+      defaultQuality: 80,
+      requireExpiry: true,
+      maxExpirySeconds: 604800,
+      watermark: { opacity: 0.5, position: 'soea', xOffset: 10, yOffset: 10, scale: 0.2 },
+    },
+  })
+  @ValidateIf(present) @ValidateNested() @Type(() => ImagePolicyDto)
+  imagePolicy?: ImagePolicyDto | null;
 }
 
 export class TenantListQueryDto extends PageQueryDto {
@@ -143,6 +167,14 @@ export class TenantResponseDto {
   quotas: QuotaOverridesDto;
   @ApiProperty({ description: 'The plan merged with the overrides: what the gateway enforces.', type: EffectiveLimitsDto })
   limits: EffectiveLimitsDto;
+  @ApiProperty({ description: "The tenant's own image policy fields (absent field = the plan's).", type: ImagePolicyDto, example: { maxWidth: 1600 } })
+  imagePolicy: ImagePolicyDto;
+  @ApiProperty({
+    description: "The plan's image policy with the tenant's fields applied: what the gateway enforces.",
+    type: ImagePolicyDto,
+    example: { presets: { thumb: 'rs:fill:200:200/q:80' }, maxWidth: 1600, defaultQuality: 80 },
+  })
+  effectiveImagePolicy: ImagePolicyDto;
   @ApiProperty() createdAt: Date;
   @ApiProperty() updatedAt: Date;
 }

@@ -1,5 +1,6 @@
 import { Column, CreateDateColumn, Entity, JoinColumn, ManyToOne, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { PlanEntity } from '../plans/plan.entity';
+import type { ImagePolicy } from '../signing/image-policy';
 import type { QuotaOverrides, RateLimitOverrides } from './effective-limits';
 
 export type TenantStatus = 'active' | 'suspended';
@@ -36,6 +37,10 @@ export class TenantEntity {
 
   @Column({ name: 'allow_unsigned_urls', type: 'boolean', default: false })
   allowUnsignedUrls: boolean;
+
+  /** The tenant's own image policy fields; each replaces the plan's (docs/imgproxy.md). */
+  @Column({ name: 'image_policy', type: 'jsonb', default: () => `'{}'::jsonb` })
+  imagePolicy: ImagePolicy;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;

@@ -5,7 +5,10 @@ import { GatewayException } from '../common/errors/gateway.exception';
 import { TenantEntity, TenantStatus } from './tenant.entity';
 import { isUniqueViolation } from '../database/unique-violation';
 
-export type TenantFields = Pick<TenantEntity, 'name' | 'email' | 'planId' | 'status' | 'rateLimits' | 'quotas' | 'allowedSources' | 'allowUnsignedUrls'>;
+export type TenantFields = Pick<
+  TenantEntity,
+  'name' | 'email' | 'planId' | 'status' | 'rateLimits' | 'quotas' | 'allowedSources' | 'allowUnsignedUrls' | 'imagePolicy'
+>;
 
 export interface TenantQuery {
   /** Case-insensitive substring of the name or the email. */
@@ -66,6 +69,12 @@ export class TenantsRepository {
     } catch (error) {
       throw translate(error);
     }
+  }
+
+  /** Whether the tenant has an upload with this id (a watermark image must be one of its own). */
+  async hasImage(tenantId: string, imageId: string, manager: EntityManager): Promise<boolean> {
+    const rows: unknown[] = await manager.query('SELECT 1 FROM images WHERE tenant_id = $1 AND id = $2', [tenantId, imageId]);
+    return rows.length > 0;
   }
 
   /**

@@ -8,6 +8,7 @@ import { GatewayException } from '../common/errors/gateway.exception';
 import { tenantFolder } from '../common/tenant-folder';
 import { GatewayConfig } from '../config/gateway-config';
 import { PlansService } from '../plans/plans.service';
+import { applyImagePolicyPatch, cleanImagePolicy, mergeImagePolicy, type ImagePolicyPatch } from '../signing/image-policy';
 import { QUOTA_OVERRIDE_FIELDS, RATE_LIMIT_OVERRIDE_FIELDS, applyOverridePatch, mergeLimits } from './effective-limits';
 import { TenantCreateDto, TenantListQueryDto, TenantPageDto, TenantResponseDto, TenantUpdateDto } from './tenant.dto';
 import { TenantEntity, TenantStatus } from './tenant.entity';
@@ -62,6 +63,16 @@ export class TenantsService {
       if (dto.allowUnsignedUrls !== undefined) fields.allowUnsignedUrls = dto.allowUnsignedUrls;
       if (dto.rateLimits !== undefined) fields.rateLimits = applyOverridePatch(tenant.rateLimits, dto.rateLimits, RATE_LIMIT_OVERRIDE_FIELDS);
       if (dto.quotas !== undefined) fields.quotas = applyOverridePatch(tenant.quotas, dto.quotas, QUOTA_OVERRIDE_FIELDS);
+      if (dto.imagePolicy !== undefined) {
+        fields.imagePolicy = cleanImagePolicy(applyImagePolicyPatch(tenant.imagePolicy, dto.imagePolicy as ImagePolicyPatch | null));
+        this.plans.checkImagePolicy(fields.imagePolicy, 'tenant');
+        const uploadId = fields.imagePolicy.watermark?.uploadId;
+        if (uploadId !== undefined && !(await this.tenants.hasImage(id, uploadId, manager))) {
+          throw new GatewayException('validation_failed', 'The request is invalid.', {
+            details: [`imagePolicy.watermark.uploadId: no upload ${uploadId} for this tenant`],
+          });
+        }
+      }
       return fields;
     });
   }
@@ -141,6 +152,8 @@ export function toTenantResponse(tenant: TenantEntity): TenantResponseDto {
     rateLimits: tenant.rateLimits,
     quotas: tenant.quotas,
     limits: mergeLimits(plan, tenant.rateLimits, tenant.quotas),
+    imagePolicy: tenant.imagePolicy,
+    effectiveImagePolicy: mergeImagePolicy(plan.imagePolicy, tenant.imagePolicy),
     createdAt: tenant.createdAt,
     updatedAt: tenant.updatedAt,
   };

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { CompiledImagePolicy } from '../../signing/image-policy';
 
 /** A tenant's limits after its per-tenant overrides are applied to its plan. */
 export interface EffectiveLimits {
@@ -24,6 +25,8 @@ export interface AuthContext {
   /** Remote source prefixes this tenant may fetch from (docs/imgproxy.md). */
   allowedSources: readonly string[];
   allowUnsignedUrls: boolean;
+  /** The plan's and tenant's image policy, merged and compiled once per key-cache fill (docs/imgproxy.md). */
+  imagePolicy?: CompiledImagePolicy;
 }
 
 /**

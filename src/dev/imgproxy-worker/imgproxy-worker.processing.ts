@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import type { ImgproxyOption } from '../../signing/imgproxy-url';
+import { UrlRejectedError } from '../../signing/signing.errors';
 
 /**
  * The subset of imgproxy's processing options the development worker implements, with imgproxy's
@@ -10,6 +11,16 @@ import type { ImgproxyOption } from '../../signing/imgproxy-url';
 export type OutputFormat = 'jpeg' | 'png' | 'webp' | 'avif' | 'gif';
 export type ResizingType = 'fit' | 'fill' | 'fill-down' | 'force' | 'auto';
 export type GravityType = 'ce' | 'no' | 'so' | 'ea' | 'we' | 'noea' | 'nowe' | 'soea' | 'sowe' | 'sm';
+export type WatermarkPosition = Exclude<GravityType, 'sm'> | 're';
+
+export interface WatermarkPlan {
+  readonly opacity: number;
+  readonly position: WatermarkPosition;
+  readonly xOffset: number;
+  readonly yOffset: number;
+  /** Relative to the result; 0 keeps the watermark's own size. */
+  readonly scale: number;
+}
 
 export interface ProcessingPlan {
   readonly resizingType: ResizingType;
@@ -17,11 +28,20 @@ export interface ProcessingPlan {
   readonly width: number;
   readonly height: number;
   readonly enlarge: boolean;
+  /** Multiplies the requested size (HiDPI), as imgproxy's dpr. */
+  readonly dpr: number;
   readonly gravity: GravityType;
   /** Undefined keeps the source format when it can be written. */
   readonly format: OutputFormat | undefined;
   /** Undefined (or `q:0`) means the default quality. */
   readonly quality: number | undefined;
+  /** imgproxy's security options, in pixels and bytes; undefined keeps the worker's defaults. */
+  readonly maxSrcResolution: number | undefined;
+  readonly maxSrcFileSize: number | undefined;
+  /** Scales the result down to fit this many pixels on its longer side. */
+  readonly maxResultDimension: number | undefined;
+  /** Drawn with the worker's built-in watermark image (imgproxy's IMGPROXY_WATERMARK_*). */
+  readonly watermark: WatermarkPlan | undefined;
 }
 
 export interface ProcessedImage {
@@ -76,24 +96,35 @@ const GRAVITY_POSITIONS: Readonly<Record<Exclude<GravityType, 'sm'>, string>> = 
 
 type MutablePlan = { -readonly [K in keyof ProcessingPlan]: ProcessingPlan[K] };
 
-/** Applies the URL's options in order (later ones win, as in imgproxy) plus the `@ext`/`.ext` format. */
-export function planProcessing(options: readonly ImgproxyOption[], extension: string | undefined): ProcessingPlan {
+/** The built-in watermark: a white square with a dark frame, like a logo on any photo. */
+const WATERMARK_SIZE = 64;
+
+/**
+ * Applies the URL's options in order (later ones win, as in imgproxy) plus the `@ext`/`.ext`
+ * format. An expired `exp` is refused like imgproxy refuses it (404).
+ */
+export function planProcessing(options: readonly ImgproxyOption[], extension: string | undefined, nowMs = Date.now()): ProcessingPlan {
   const plan: MutablePlan = {
     resizingType: 'fit',
     width: 0,
     height: 0,
     enlarge: false,
+    dpr: 1,
     gravity: 'ce',
     format: undefined,
     quality: undefined,
+    maxSrcResolution: undefined,
+    maxSrcFileSize: undefined,
+    maxResultDimension: undefined,
+    watermark: undefined,
   };
-  for (const { name, args } of options) applyOption(plan, name, args);
+  for (const { name, args } of options) applyOption(plan, name, args, nowMs);
   // imgproxy applies the extension after the options, so it overrides `format`.
   if (extension !== undefined) plan.format = parseFormat(extension);
   return plan;
 }
 
-function applyOption(plan: MutablePlan, name: string, args: readonly string[]): void {
+function applyOption(plan: MutablePlan, name: string, args: readonly string[], nowMs: number): void {
   switch (name) {
     case 'resize':
     case 'rs':
@@ -126,6 +157,10 @@ function applyOption(plan: MutablePlan, name: string, args: readonly string[]): 
       expectArgs(name, args, 1);
       plan.enlarge = parseBool(args[0]);
       return;
+    case 'dpr':
+      expectArgs(name, args, 1);
+      plan.dpr = parsePositiveNumber(name, args[0]);
+      return;
     case 'gravity':
     case 'g':
       plan.gravity = parseGravity(args);
@@ -144,6 +179,32 @@ function applyOption(plan: MutablePlan, name: string, args: readonly string[]): 
     case 'cachebuster':
     case 'cb':
       // Only changes the URL (and so caches); nothing to do here.
+      return;
+    case 'max_src_resolution':
+    case 'msr':
+      expectArgs(name, args, 1);
+      plan.maxSrcResolution = Math.floor(parsePositiveNumber(name, args[0]) * 1_000_000);
+      return;
+    case 'max_src_file_size':
+    case 'msfs':
+      expectArgs(name, args, 1);
+      plan.maxSrcFileSize = parseInteger(name, args[0]);
+      return;
+    case 'max_result_dimension':
+    case 'mrd':
+      expectArgs(name, args, 1);
+      plan.maxResultDimension = parseInteger(name, args[0]);
+      return;
+    case 'expires':
+    case 'exp': {
+      expectArgs(name, args, 1);
+      const timestamp = parseInteger(name, args[0]);
+      if (timestamp > 0 && timestamp * 1000 < nowMs) throw new UrlRejectedError('Expired URL');
+      return;
+    }
+    case 'watermark':
+    case 'wm':
+      plan.watermark = parseWatermark(args, plan.watermark);
       return;
     default:
       throw new ProcessingOptionError(`Unknown processing option: ${name}`);
@@ -188,6 +249,42 @@ function parseGravity(args: readonly string[]): GravityType {
   throw new ProcessingOptionError(`Unsupported gravity: ${args.join(':')}`);
 }
 
+function parseInteger(name: string, value: string): number {
+  const parsed = /^[+-]?\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(parsed)) throw new ProcessingOptionError(`Invalid ${name}: ${value}`);
+  return parsed;
+}
+
+function parsePositiveNumber(name: string, value: string): number {
+  const parsed = /^\d*\.?\d+$/.test(value) ? Number(value) : NaN;
+  if (!(parsed > 0)) throw new ProcessingOptionError(`Invalid ${name}: ${value}`);
+  return parsed;
+}
+
+function parseNumber(name: string, value: string): number {
+  const parsed = /^[+-]?\d*\.?\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(parsed)) throw new ProcessingOptionError(`Invalid ${name}: ${value}`);
+  return parsed;
+}
+
+/** `opacity:position:x:y:scale`; empty arguments keep what an earlier watermark option set, as in imgproxy. */
+function parseWatermark(args: readonly string[], previous: WatermarkPlan | undefined): WatermarkPlan | undefined {
+  if (args.length === 0 || args.length > 7) throw new ProcessingOptionError(`Invalid watermark arguments: ${args.join(':')}`);
+  const opacity = parseNumber('watermark opacity', args[0]);
+  if (opacity < 0 || opacity > 1) throw new ProcessingOptionError(`Invalid watermark opacity: ${args[0]}`);
+  let position = previous?.position ?? 'ce';
+  if (args[1]) {
+    if (!(args[1] in GRAVITY_POSITIONS) && args[1] !== 're') throw new ProcessingOptionError(`Invalid watermark position: ${args[1]}`);
+    position = args[1] as WatermarkPosition;
+  }
+  const xOffset = args[2] ? parseNumber('watermark X offset', args[2]) : (previous?.xOffset ?? 0);
+  const yOffset = args[3] ? parseNumber('watermark Y offset', args[3]) : (previous?.yOffset ?? 0);
+  const scale = args[4] ? parseNumber('watermark scale', args[4]) : (previous?.scale ?? 0);
+  if (scale < 0) throw new ProcessingOptionError(`Invalid watermark scale: ${args[4]}`);
+  // imgproxy: an opacity of 0 turns the watermark off.
+  return opacity > 0 ? { opacity, position, xOffset, yOffset, scale } : undefined;
+}
+
 function parseFormat(value: string): OutputFormat {
   const format = FORMATS[value.toLowerCase()];
   if (!format) throw new ProcessingOptionError(`Unsupported output format: ${value}`);
@@ -200,16 +297,27 @@ function parseQuality(value: string): number | undefined {
   return quality === 0 ? undefined : quality;
 }
 
-/** Decodes, auto-rotates, resizes and encodes one source image. */
+/**
+ * Decodes, auto-rotates, resizes and encodes one source image. The source limits refuse like
+ * imgproxy's (422); the result dimension limit and the watermark apply after resizing, as in
+ * imgproxy, in a second pass over the raw pixels.
+ */
 export async function processImage(source: Buffer, plan: ProcessingPlan): Promise<ProcessedImage> {
-  const image = sharp(source, { limitInputPixels: MAX_SOURCE_PIXELS, autoOrient: true, animated: false });
+  if (plan.maxSrcFileSize !== undefined && plan.maxSrcFileSize > 0 && source.length > plan.maxSrcFileSize) {
+    throw new ProcessingOptionError('Source image file is too big');
+  }
+  let image = sharp(source, { limitInputPixels: MAX_SOURCE_PIXELS, autoOrient: true, animated: false });
   const metadata = await image.metadata();
   const sourceWidth = metadata.autoOrient?.width ?? metadata.width;
   const sourceHeight = metadata.autoOrient?.height ?? metadata.height;
+  if (plan.maxSrcResolution !== undefined && sourceWidth * sourceHeight > plan.maxSrcResolution) {
+    throw new ProcessingOptionError('Source image resolution is too big');
+  }
   const format = plan.format ?? defaultFormat(metadata.format, metadata.hasAlpha);
 
   const resize = resizeOptions(plan, sourceWidth, sourceHeight);
   if (resize) image.resize(resize);
+  if (plan.maxResultDimension || plan.watermark) image = await finishPass(image, plan);
 
   const quality = plan.quality ?? DEFAULT_QUALITY;
   switch (format) {
@@ -233,6 +341,67 @@ export async function processImage(source: Buffer, plan: ProcessingPlan): Promis
   return { body: data, format, width: info.width, height: info.height };
 }
 
+/** The result dimension limit and the watermark, on the resized pixels. */
+async function finishPass(image: sharp.Sharp, plan: ProcessingPlan): Promise<sharp.Sharp> {
+  const { data, info } = await image.ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  let width = info.width;
+  let height = info.height;
+  let next = sharp(data, { raw: { width, height, channels: info.channels } });
+  const limit = plan.maxResultDimension;
+  if (limit && (width > limit || height > limit)) {
+    const factor = Math.min(limit / width, limit / height);
+    width = Math.max(1, Math.round(width * factor));
+    height = Math.max(1, Math.round(height * factor));
+    next = sharp(await next.resize({ width, height, fit: 'fill' }).raw().toBuffer(), { raw: { width, height, channels: info.channels } });
+  }
+  if (plan.watermark) next = next.composite(await watermarkLayers(plan.watermark, width, height));
+  return next;
+}
+
+async function watermarkLayers(watermark: WatermarkPlan, width: number, height: number): Promise<sharp.OverlayOptions[]> {
+  let size = WATERMARK_SIZE;
+  if (watermark.scale > 0) size = Math.max(1, Math.round(Math.min(width, height) * watermark.scale));
+  size = Math.min(size, width, height);
+  const frame = Math.max(1, Math.round(size / 8));
+  const alpha = Math.round(255 * watermark.opacity);
+  const pixels = Buffer.alloc(size * size * 4);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const edge = x < frame || y < frame || x >= size - frame || y >= size - frame;
+      pixels.set(edge ? [20, 20, 20, alpha] : [255, 255, 255, alpha], (y * size + x) * 4);
+    }
+  }
+  const input = await sharp(pixels, { raw: { width: size, height: size, channels: 4 } }).png().toBuffer();
+  if (watermark.position === 're') return [{ input, tile: true, gravity: 'northwest' }];
+  // Offsets of 1 or more (in either direction) are pixels, smaller ones a share of the image.
+  const offset = (value: number, extent: number) => Math.round(Math.abs(value) >= 1 ? value : value * extent);
+  const [horizontal, vertical] = WATERMARK_ANCHORS[watermark.position];
+  const left = clamp(anchor(horizontal, width, size) + offset(watermark.xOffset, width) * (horizontal === 'end' ? -1 : 1), 0, width - size);
+  const top = clamp(anchor(vertical, height, size) + offset(watermark.yOffset, height) * (vertical === 'end' ? -1 : 1), 0, height - size);
+  return [{ input, left, top }];
+}
+
+type Anchor = 'start' | 'middle' | 'end';
+const WATERMARK_ANCHORS: Readonly<Record<Exclude<WatermarkPosition, 're'>, [Anchor, Anchor]>> = {
+  ce: ['middle', 'middle'],
+  no: ['middle', 'start'],
+  so: ['middle', 'end'],
+  ea: ['end', 'middle'],
+  we: ['start', 'middle'],
+  noea: ['end', 'start'],
+  nowe: ['start', 'start'],
+  soea: ['end', 'end'],
+  sowe: ['start', 'end'],
+};
+
+function anchor(where: Anchor, extent: number, size: number): number {
+  return where === 'start' ? 0 : where === 'end' ? extent - size : Math.round((extent - size) / 2);
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(Math.max(value, min), max);
+}
+
 function defaultFormat(sourceFormat: string | undefined, hasAlpha: boolean | undefined): OutputFormat {
   const same = sourceFormat === undefined ? undefined : FORMATS[sourceFormat];
   if (same) return same;
@@ -241,7 +410,8 @@ function defaultFormat(sourceFormat: string | undefined, hasAlpha: boolean | und
 }
 
 function resizeOptions(plan: ProcessingPlan, sourceWidth: number, sourceHeight: number): sharp.ResizeOptions | undefined {
-  let { width, height } = plan;
+  let width = Math.round(plan.width * plan.dpr);
+  let height = Math.round(plan.height * plan.dpr);
   if (width === 0 && height === 0) return undefined;
   const both = width > 0 && height > 0;
   let type = plan.resizingType;

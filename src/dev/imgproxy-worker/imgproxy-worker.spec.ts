@@ -144,6 +144,39 @@ describe('imgproxy-compatible worker', () => {
     expect((await get(worker, signer.signPath(signedPath), AUTH)).status).toBe(status);
   });
 
+  it('refuses sources over max_src_resolution and max_src_file_size with 422, like imgproxy', async () => {
+    // img.png is 40 x 30 = 1200 pixels.
+    expect((await get(worker, signer.signPath('/msr:0.001/plain/local:///img.png'), AUTH)).status).toBe(422);
+    expect((await get(worker, signer.signPath('/msr:0.0013/plain/local:///img.png'), AUTH)).status).toBe(200);
+    expect((await get(worker, signer.signPath('/msfs:10/plain/local:///img.png'), AUTH)).status).toBe(422);
+    expect((await get(worker, signer.signPath('/msfs:100000/plain/local:///img.png'), AUTH)).status).toBe(200);
+  });
+
+  it('scales the result down to max_result_dimension and honours dpr', async () => {
+    const answer = await get(worker, signer.signPath('/w:20/dpr:2/mrd:16/plain/local:///img.png'), AUTH);
+    expect(answer.status).toBe(200);
+    const meta = await sharp(answer.body).metadata();
+    expect([meta.width, meta.height]).toEqual([16, 12]);
+  });
+
+  it('answers an expired exp with 404, like imgproxy, and serves a future one', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    expect((await get(worker, signer.signPath(`/exp:${now - 10}/plain/local:///img.png`), AUTH)).status).toBe(404);
+    expect((await get(worker, signer.signPath(`/exp:${now + 60}/plain/local:///img.png`), AUTH)).status).toBe(200);
+  });
+
+  it('draws its watermark with the position, scale and opacity of wm; a later wm wins', async () => {
+    const answer = await get(worker, signer.signPath('/wm:0.2:nowe/wm:1:nowe:0:0:0.5/f:png/plain/local:///img.png'), AUTH);
+    expect(answer.status).toBe(200);
+    const { data, info } = await sharp(answer.body).raw().toBuffer({ resolveWithObject: true });
+    const at = (x: number, y: number) => [...data.subarray((y * info.width + x) * info.channels, (y * info.width + x) * info.channels + 3)];
+    // A 15 px square (half of 30) in the top-left corner: dark frame, white inside; the rest untouched.
+    expect(at(0, 0)).toEqual([20, 20, 20]);
+    expect(at(7, 7)).toEqual([255, 255, 255]);
+    expect(at(30, 20)).toEqual([200, 40, 40]);
+    expect((await get(worker, signer.signPath('/wm:2/plain/local:///img.png'), AUTH)).status).toBe(422);
+  });
+
   it('records what it received', async () => {
     const target = signer.signPath('/w:5/plain/local:///img.png');
     await get(worker, target, { ...AUTH, 'x-request-id': 'req-42' });
