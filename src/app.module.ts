@@ -14,6 +14,7 @@ import { IpAllowlistModule } from './ip-allowlist/ip-allowlist.module';
 import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PlansModule } from './plans/plans.module';
+import { ProxyCacheModule } from './plugins/proxy-cache/proxy-cache.module';
 import { ProxyModule } from './proxy/proxy.module';
 import { QuotasModule } from './quotas/quotas.module';
 import { RateLimitModule } from './rate-limit/rate-limit.module';
@@ -53,6 +54,7 @@ export class AppModule {
         BackendsModule,
         ProxyModule,
         ImgproxyModule,
+        ProxyCacheModule,
         UploadsModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: AllExceptionsFilter }],

@@ -174,18 +174,22 @@ describe('disk tier', () => {
     expect(entryFiles(dir)).toHaveLength(1);
   });
 
-  it('applies purges given at open, and those arriving during the rebuild, to the files it finds', async () => {
+  it('applies purges given at open, and those arriving before or during the rebuild, to the files it finds', async () => {
     const first = await open();
     first.write(entry('t1\n/a', 'a', { tenantId: 't1' }));
     first.write(entry('t2\n/b', 'b', { tenantId: 't2' }));
     first.write(entry('t3\n/c', 'c', { tenantId: 't3' }));
+    first.write(entry('t4\n/d', 'd', { tenantId: 't4' }));
     await first.close();
     const second = new DiskTier({ dir, maxBytes: 1 << 30, log: quiet });
     tiers.push(second);
-    const opened = second.open({ reset: false, purges: [(r) => r.tenantId === 't1'] });
     second.purge((r) => r.tenantId === 't2');
+    const opened = second.open({ reset: false, purges: [(r) => r.tenantId === 't1'] });
+    second.purge((r) => r.tenantId === 't3');
     await opened;
-    expect([second.has('t1\n/a'), second.has('t2\n/b'), second.has('t3\n/c')]).toEqual([false, false, true]);
+    expect([second.has('t1\n/a'), second.has('t2\n/b'), second.has('t3\n/c'), second.has('t4\n/d')]).toEqual([false, false, false, true]);
+    await second.flush();
+    expect(entryFiles(dir)).toHaveLength(1);
   });
 
   it('starts empty when told to reset', async () => {

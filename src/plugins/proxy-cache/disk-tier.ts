@@ -62,8 +62,8 @@ export class DiskTier {
   private totalBytes = 0;
   private isReady = false;
   private closed = false;
-  /** Purges that arrived while the index was being rebuilt, applied to files not yet read. */
-  private scanPurges: RecordMatch[] | undefined;
+  /** Purges that arrived before the index was rebuilt, applied to the files it finds. */
+  private scanPurges: RecordMatch[] | undefined = [];
   private readonly writing = new Map<string, { job: WriteJob; done: Promise<void> }>();
   private pendingWriteBytes = 0;
   private readonly background = new Set<Promise<unknown>>();
@@ -85,7 +85,7 @@ export class DiskTier {
   /** Rebuilds the index from the files (or removes them all), then serves. Never throws. */
   async open(options: DiskOpenOptions): Promise<void> {
     const started = Date.now();
-    this.scanPurges = [...options.purges];
+    this.scanPurges = [...options.purges, ...(this.scanPurges ?? [])];
     try {
       await fs.mkdir(join(this.options.dir, 'tmp'), { recursive: true });
       // Leftovers of writes a crash interrupted.
