@@ -67,6 +67,9 @@ export class DiskTier {
   private readonly writing = new Map<string, { job: WriteJob; done: Promise<void> }>();
   private pendingWriteBytes = 0;
   private readonly background = new Set<Promise<unknown>>();
+  /** Tenant ids and Vary name lists repeat across thousands of records: one copy each (docs/cache.md, sizing). */
+  private readonly tenantIds = new Map<string, string>();
+  private readonly nameLists = new Map<string, readonly string[]>();
 
   constructor(private readonly options: DiskTierOptions) {}
 
@@ -321,10 +324,26 @@ export class DiskTier {
     return undefined;
   }
 
-  private add(record: DiskRecord): void {
+  private add(fields: DiskRecord): void {
+    const record: DiskRecord = { ...fields, tenantId: this.tenantIdOf(fields.tenantId), varyNames: this.namesOf(fields.varyNames) };
     this.index.set(record.key, record);
     this.totalBytes += record.size;
     this.options.onAdd?.(record);
+  }
+
+  private tenantIdOf(id: string): string {
+    const known = this.tenantIds.get(id);
+    if (known !== undefined) return known;
+    this.tenantIds.set(id, id);
+    return id;
+  }
+
+  private namesOf(names: readonly string[]): readonly string[] {
+    const joined = names.join(',');
+    const known = this.nameLists.get(joined);
+    if (known !== undefined) return known;
+    this.nameLists.set(joined, names);
+    return names;
   }
 
   private remove(record: DiskRecord, unlink: boolean, evicted = false): void {

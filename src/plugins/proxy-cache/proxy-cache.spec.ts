@@ -394,6 +394,28 @@ describe('ProxyCache', () => {
     });
   });
 
+  describe('memory bound', () => {
+    beforeEach(async () => {
+      h = await new Harness((config) => {
+        config.cache.memoryMaxBytes = 1024 * 1024;
+      }).start();
+    });
+
+    it('evicts the least recently used entries to stay within memoryMaxBytes, and counts them', async () => {
+      for (const name of ['a', 'b', 'c', 'd']) {
+        const answer = h.get(`/${name}.jpg`);
+        await h.answerNext(200, IMAGE_HEADERS, name.repeat(300 * 1024));
+        await answer;
+        if (name === 'b') expect((await h.get('/a.jpg')).headers['x-cache-status']).toBe('HIT');
+      }
+      expect(h.cache.memoryStats.bytes).toBeLessThanOrEqual(1024 * 1024);
+      expect(await h.metric('gateway_cache_evictions_total', { tier: 'memory' })).toBe(1);
+      expect(await h.metric('gateway_cache_bytes', { tier: 'memory' })).toBe(h.cache.memoryStats.bytes);
+      expect((await h.get('/a.jpg', { 'if-none-match': '"v1"' })).headers['x-cache-status']).toBe('HIT');
+      expect((await h.get('/b.jpg', { 'if-none-match': '"v1"' })).headers['x-cache-status']).toBe('MISS');
+    });
+  });
+
   describe('keys', () => {
     beforeEach(async () => {
       h = await new Harness().start();

@@ -93,6 +93,7 @@ export class ProxyCache implements FillOwner, OnApplicationShutdown {
       onRemove: (entry, evicted) => {
         this.unref(entry.base);
         if (evicted) this.metrics?.cacheEvicted('memory');
+        this.metrics?.cacheBytes('memory', this.memory.bytes);
       },
     });
     this.disk = cache.dir
@@ -159,7 +160,6 @@ export class ProxyCache implements FillOwner, OnApplicationShutdown {
     const marks: string[] = [];
     for (const [base, mark] of this.uncacheable.entries()) if (match(mark)) marks.push(base);
     for (const base of marks) this.uncacheable.delete(base);
-    this.metrics?.cacheBytes('memory', this.memory.bytes);
     return dropped;
   }
 
@@ -172,7 +172,6 @@ export class ProxyCache implements FillOwner, OnApplicationShutdown {
       this.unregister(fill);
     }
     this.uncacheable.clear();
-    this.metrics?.cacheBytes('memory', 0);
   }
 
   /** Rebuilds the disk tier's index in the background (docs/cache.md); resolves when it serves. */
