@@ -401,6 +401,24 @@ describe('ProxyCache', () => {
       }).start();
     });
 
+    it('streams a fetch through uncached when the bodies already held use up the budget', async () => {
+      const first = h.open('/first.jpg');
+      const second = h.open('/second.jpg');
+      const [a, b] = [await h.next(), await h.next()];
+      a.fill.response(200, IMAGE_HEADERS);
+      b.fill.response(200, IMAGE_HEADERS);
+      a.fill.chunk(Buffer.alloc(700 * 1024));
+      b.fill.chunk(Buffer.alloc(700 * 1024));
+      a.fill.end();
+      b.fill.end();
+      await Promise.all([first.done, second.done]);
+      expect([first.bytes, second.bytes]).toEqual([700 * 1024, 700 * 1024]);
+      // The second could not be held: the first was stored, and nothing was evicted for the second.
+      expect(h.cache.memoryStats.entries).toBe(1);
+      expect(await h.metric('gateway_cache_evictions_total', { tier: 'memory' })).toBe(0);
+      expect((await h.get('/first.jpg', { 'if-none-match': '"v1"' })).headers['x-cache-status']).toBe('HIT');
+    });
+
     it('evicts the least recently used entries to stay within memoryMaxBytes, and counts them', async () => {
       for (const name of ['a', 'b', 'c', 'd']) {
         const answer = h.get(`/${name}.jpg`);
@@ -573,6 +591,31 @@ describe('ProxyCache', () => {
       }
       expect(h.passed).toBe(2);
       expect(h.fetched).toHaveLength(1);
+    });
+
+    it('lets the route’s response steps change the headers of a hit', async () => {
+      const outcome = h.cache.lookup(
+        { tenantId: TENANT, method: 'GET', upstreamPath: '/cat.jpg', sourceUrl: 'local:///cat.jpg', requestHeaders: {} },
+        () => undefined,
+      );
+      expect(outcome.kind).toBe('hit');
+      const server = createServer((_req, res) => {
+        if (outcome.kind !== 'hit') return res.end();
+        outcome.respond(res, ['x-request-id', 'r-2'], (status, headers) => {
+          headers['x-frame-options'] = 'DENY';
+          delete headers.etag;
+          headers['x-seen-status'] = String(status);
+        });
+      });
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      try {
+        const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+        expect([res.headers.get('x-frame-options'), res.headers.get('etag'), res.headers.get('x-seen-status')]).toEqual(['DENY', null, '200']);
+        expect([res.headers.get('x-cache-status'), res.headers.get('x-request-id'), await res.text()]).toEqual(['HIT', 'r-2', 'image']);
+      } finally {
+        server.close();
+      }
     });
 
     it('bypasses other methods', async () => {

@@ -96,7 +96,7 @@ export class ProxyCache implements FillOwner, OnApplicationShutdown {
         this.metrics?.cacheBytes('memory', this.memory.bytes);
       },
     });
-    this.disk = cache.dir
+    this.disk = cache.dir && cache.enabled
       ? new DiskTier({
           dir: resolve(cache.dir),
           maxBytes: cache.diskMaxBytes,
