@@ -56,6 +56,7 @@ const known = new Set([
   'gateway_rate_limited_total', 'gateway_quota_exceeded_total', 'gateway_auth_failures_total',
   'gateway_ip_denied_total', 'gateway_inflight_requests', 'gateway_bytes_total',
   'gateway_request_log_dropped_total', 'gateway_store_errors_total', 'gateway_cache_requests_total',
+  'gateway_cache_bytes', 'gateway_cache_coalesced_total', 'gateway_cache_evictions_total',
   'gateway_tenant_requests_total',
 ]);
 const used = (text) => (text.match(/\bgateway_[a-z_]+/g) ?? []).map((m) => m.replace(/_(bucket|count|sum)$/, ''));

@@ -26,6 +26,7 @@ import { QuotaModule } from './plugins/quota/quota.module';
 import { RateLimitingModule } from './plugins/rate-limiting/rate-limiting.module';
 import { SignedUrlModule } from './plugins/signed-url/signed-url.module';
 import { TransformModule } from './plugins/transform/transform.module';
+import { ProxyCacheModule } from './plugins/proxy-cache/proxy-cache.module';
 import { ProxyModule } from './proxy/proxy.module';
 import { QuotasModule } from './quotas/quotas.module';
 import { RateLimitModule } from './rate-limit/rate-limit.module';
@@ -67,6 +68,7 @@ export class AppModule {
         BackendsModule,
         ProxyModule,
         ImgproxyModule,
+        ProxyCacheModule,
         UploadsModule,
         // The route table and the steps of its chains; each plugin registers itself with the gateway.
         GatewayModule,

@@ -46,7 +46,10 @@ describe('promtool', () => {
     metrics.bytes('out', 10);
     metrics.requestLogDropped();
     metrics.storeError('postgres');
-    metrics.cacheRequest('MISS');
+    metrics.cacheRequest('miss');
+    metrics.cacheBytes('memory', 1024);
+    metrics.cacheCoalesced();
+    metrics.cacheEvicted('memory');
     await gw.fetch('/health/live');
     const text = await (await gw.fetch('/metrics')).text();
     for (const name of [
@@ -68,6 +71,9 @@ describe('promtool', () => {
       'gateway_request_log_dropped_total',
       'gateway_store_errors_total',
       'gateway_cache_requests_total',
+      'gateway_cache_bytes',
+      'gateway_cache_coalesced_total',
+      'gateway_cache_evictions_total',
       'gateway_tenant_requests_total',
       'process_cpu_user_seconds_total',
     ]) {

@@ -183,7 +183,10 @@ describe('HTTP metrics (real app, real HTTP)', () => {
     metrics.quotaExceeded('monthlyRequests');
     metrics.retried('imgproxy-a');
     metrics.storeError('redis');
-    metrics.cacheRequest('HIT');
+    metrics.cacheRequest('hit');
+    metrics.cacheCoalesced();
+    metrics.cacheEvicted('disk');
+    metrics.cacheBytes('disk', 4096);
     metrics.upstreamObserved('imgproxy-a', 0.02);
     metrics.backendState('imgproxy-a', 'imgproxy', true, 70);
     metrics.circuitState('imgproxy-a', 'open');
@@ -195,7 +198,10 @@ describe('HTTP metrics (real app, real HTTP)', () => {
     expect(delta('gateway_quota_exceeded_total', { quota: 'monthlyRequests' })).toBe(1);
     expect(delta('gateway_retries_total', { backend: 'imgproxy-a' })).toBe(1);
     expect(delta('gateway_store_errors_total', { store: 'redis' })).toBe(1);
-    expect(delta('gateway_cache_requests_total', { status: 'HIT' })).toBe(1);
+    expect(delta('gateway_cache_requests_total', { status: 'hit' })).toBe(1);
+    expect(delta('gateway_cache_coalesced_total', {})).toBe(1);
+    expect(delta('gateway_cache_evictions_total', { tier: 'disk' })).toBe(1);
+    expect(sample(after, 'gateway_cache_bytes', { tier: 'disk' })).toBe(4096);
     expect(delta('gateway_upstream_duration_seconds_count', { backend: 'imgproxy-a' })).toBe(1);
     expect(sample(after, 'gateway_backend_up', { backend: 'imgproxy-a', pool: 'imgproxy' })).toBe(1);
     expect(sample(after, 'gateway_backend_weight', { backend: 'imgproxy-a', pool: 'imgproxy' })).toBe(70);

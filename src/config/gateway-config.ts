@@ -166,6 +166,22 @@ export class ProxyConfig {
   @ValidateNested() @Type(() => CircuitBreakerConfig) circuitBreaker = new CircuitBreakerConfig();
 }
 
+/** The response cache (docs/cache.md). */
+export class CacheConfig {
+  /** Caches the image routes' GET/HEAD responses; routes from config opt in with `cache: { ttlSeconds }`. */
+  @IsBoolean() enabled = true;
+  /** Memory tier budget, counted apart from the gateway's own memory. Also bounds bodies held while they stream. */
+  @IsInt() @Min(1_048_576) memoryMaxBytes = 64 * 1024 * 1024;
+  /** Larger responses stream through without being stored. */
+  @IsInt() @Min(1024) @Max(1024 * 1024 * 1024) maxEntryBytes = 8 * 1024 * 1024;
+  /** Lifetime of an entry whose response names none, and the ceiling of the one it names. */
+  @IsInt() @Min(1) @Max(31_536_000) defaultTtlSeconds = 3600;
+  /** Directory of the disk tier (one gateway process per directory); no disk tier when unset. */
+  @IsOptional() @IsString() @MinLength(1) dir?: string;
+  /** Disk tier budget (file bytes); the least recently used files go first. */
+  @IsInt() @Min(1_048_576) diskMaxBytes = 10 * 1024 * 1024 * 1024;
+}
+
 export class WindowLimitConfig {
   @IsOptional() @IsInt() @Min(1) perMinute?: number;
   @IsOptional() @IsInt() @Min(1) perHour?: number;
@@ -256,6 +272,7 @@ export class GatewayConfig {
   @ValidateNested() @Type(() => HealthCheckConfig) healthCheck = new HealthCheckConfig();
   @ValidateNested() @Type(() => ProxyConfig) proxy = new ProxyConfig();
   @ValidateNested() @Type(() => RateLimitConfig) rateLimit = new RateLimitConfig();
+  @ValidateNested() @Type(() => CacheConfig) cache = new CacheConfig();
   @IsArray() @ValidateNested({ each: true }) @Type(() => PlanSeedConfig) plans: PlanSeedConfig[] = [];
   @IsString() defaultPlan = 'free';
   @ValidateNested() @Type(() => UsageConfig) usage = new UsageConfig();

@@ -8,7 +8,9 @@ const CIRCUIT_VALUE: Record<CircuitStateName, number> = { closed: 0, 'half-open'
 
 export type ByteDirection = 'in' | 'out';
 export type MetricsStore = 'redis' | 'postgres' | (string & {});
-export type CacheStatus = 'HIT' | 'MISS' | 'BYPASS' | 'STALE' | (string & {});
+/** `gateway_cache_requests_total{status}`: the X-Cache-Status of a lookup, in lower case. */
+export type CacheRequestStatus = 'hit' | 'miss' | 'bypass';
+export type CacheTier = 'memory' | 'disk';
 
 /** Seconds; from a cached 304 (~1 ms) to a slow resize of a large image (tens of seconds). */
 const REQUEST_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -45,6 +47,11 @@ export class GatewayMetrics {
   private readonly requestLogDrops: Counter;
   private readonly storeErrors: Counter<'store'>;
   private readonly cacheRequests: Counter<'status'>;
+  /** Bound once: a cache hit is the fastest request there is, and label hashing would be most of its metric cost. */
+  private readonly cacheRequestSeries: Record<CacheRequestStatus, Counter.Internal>;
+  private readonly cacheBytesGauge: Gauge<'tier'>;
+  private readonly cacheCoalescedTotal: Counter;
+  private readonly cacheEvictions: Counter<'tier'>;
   private readonly tenantRequests?: Counter<'tenant'>;
   private readonly configReloads: Counter<'result'>;
   /**
@@ -78,7 +85,15 @@ export class GatewayMetrics {
     this.bytesTotal = counter(r, 'gateway_bytes_total', 'Body bytes transferred through the proxy: in = from clients, out = to clients.', ['direction']);
     this.requestLogDrops = counter(r, 'gateway_request_log_dropped_total', 'Request-log entries dropped because the in-memory queue was full.', []);
     this.storeErrors = counter(r, 'gateway_store_errors_total', 'Failed calls to a backing store, by store (redis, postgres).', ['store']);
-    this.cacheRequests = counter(r, 'gateway_cache_requests_total', 'Response-cache lookups, by X-Cache-Status.', ['status']);
+    this.cacheRequests = counter(r, 'gateway_cache_requests_total', 'Response-cache lookups, by X-Cache-Status (hit, miss, bypass).', ['status']);
+    this.cacheRequestSeries = {
+      hit: this.cacheRequests.labels({ status: 'hit' }),
+      miss: this.cacheRequests.labels({ status: 'miss' }),
+      bypass: this.cacheRequests.labels({ status: 'bypass' }),
+    };
+    this.cacheBytesGauge = gauge(r, 'gateway_cache_bytes', 'Bytes held by the response cache, by tier (memory, disk).', ['tier']);
+    this.cacheCoalescedTotal = counter(r, 'gateway_cache_coalesced_total', 'Cache misses that joined a fetch already under way instead of making their own.', []);
+    this.cacheEvictions = counter(r, 'gateway_cache_evictions_total', 'Cache entries dropped to make room, by tier (memory, disk).', ['tier']);
     this.configReloads = counter(r, 'gateway_config_reloads_total', 'Configuration reloads (file change, SIGHUP, admin API), by result (success, failure).', ['result']);
     if (config.metrics.perTenant) {
       this.tenantRequests = counter(r, 'gateway_tenant_requests_total', 'Authenticated requests, by tenant id (metrics.perTenant).', ['tenant']);
@@ -185,8 +200,20 @@ export class GatewayMetrics {
     this.storeErrors.inc({ store });
   }
 
-  cacheRequest(status: CacheStatus): void {
-    this.cacheRequests.inc({ status });
+  cacheRequest(status: CacheRequestStatus): void {
+    this.cacheRequestSeries[status].inc();
+  }
+
+  cacheBytes(tier: CacheTier, bytes: number): void {
+    this.cacheBytesGauge.set({ tier }, bytes);
+  }
+
+  cacheCoalesced(): void {
+    this.cacheCoalescedTotal.inc();
+  }
+
+  cacheEvicted(tier: CacheTier): void {
+    this.cacheEvictions.inc({ tier });
   }
 }
 

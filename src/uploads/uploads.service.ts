@@ -12,6 +12,7 @@ import type { AuthContext } from '../common/http/request-context';
 import { tenantFolder } from '../common/tenant-folder';
 import { GatewayConfig } from '../config/gateway-config';
 import { ImgproxyUrlService } from '../imgproxy/imgproxy-url.service';
+import { CachePurgeService } from '../plugins/proxy-cache/cache-purge.service';
 import { QuotaService, type StorageReservation } from '../quotas/quota.service';
 import { ImagePageDto, ImageResponseDto } from './image.dto';
 import { ImagesRepository, StorageQuotaExceededError, type StoredImage } from './images.repository';
@@ -48,6 +49,7 @@ export class UploadsService {
     private readonly keys: ApiKeyService,
     private readonly config: GatewayConfig,
     @Optional() private readonly quotas?: QuotaService,
+    @Optional() private readonly cachePurge?: CachePurgeService,
   ) {
     this.root = resolve(config.uploads.root);
     this.urlOptions = config.uploads.signedUrlOptions ? `/${config.uploads.signedUrlOptions}` : '';
@@ -135,13 +137,15 @@ export class UploadsService {
   /**
    * Removes the row and the file, which frees its storage quota. The file is first moved aside
    * inside the delete transaction (and moved back if the commit fails), so a failure never
-   * leaves a row without its file.
+   * leaves a row without its file. Its cached variants are dropped on every instance.
    */
   async delete(auth: AuthContext, id: string): Promise<void> {
     const folder = this.tenantFolder(auth.tenantId);
     let aside: { from: string; to: string } | undefined;
+    let fileName: string | undefined;
     try {
       const deleted = await this.images.deleteById(auth.tenantId, id, async (image) => {
+        fileName = image.fileName;
         const from = join(folder, image.fileName);
         const to = join(folder, `.${image.id}.deleted`);
         try {
@@ -158,6 +162,7 @@ export class UploadsService {
       throw error;
     }
     if (aside) await removeQuietly(aside.to);
+    if (fileName) await this.cachePurge?.purgeEventually({ tenantId: auth.tenantId, prefix: uploadSource(fileName) });
   }
 
   tenantFolder(tenantId: string): string {
@@ -165,7 +170,7 @@ export class UploadsService {
   }
 
   private async toResponse(image: StoredImage, auth: AuthContext): Promise<ImageResponseDto> {
-    const source = `local:///${image.fileName}`;
+    const source = uploadSource(image.fileName);
     return {
       id: image.id,
       bytes: image.sizeBytes,
@@ -234,6 +239,11 @@ class ImageTooLargeError extends Error {
   ) {
     super('image too large');
   }
+}
+
+/** The source an upload is addressed by in image URLs, and what its cached variants are purged by. */
+function uploadSource(fileName: string): string {
+  return `local:///${fileName}`;
 }
 
 function tooLarge(maxBytes: number): GatewayException {

@@ -1,0 +1,20 @@
+import { Module } from '@nestjs/common';
+import { AuthModule } from '../../auth/auth.module';
+import { TenantsModule } from '../../tenants/tenants.module';
+import { CachePurgeAdminController } from './cache-purge-admin.controller';
+import { CachePurgeController } from './cache-purge.controller';
+import { CachePurgeRequests } from './cache-purge.requests';
+import { CachePurgeService } from './cache-purge.service';
+import { ProxyCache } from './proxy-cache';
+
+/**
+ * The response cache (docs/cache.md): ProxyCache is the request-path piece a chain step calls;
+ * CachePurgeService purges on every instance (uploads use it when an image is deleted).
+ */
+@Module({
+  imports: [AuthModule, TenantsModule],
+  controllers: [CachePurgeController, CachePurgeAdminController],
+  providers: [ProxyCache, CachePurgeService, CachePurgeRequests],
+  exports: [ProxyCache, CachePurgeService],
+})
+export class ProxyCacheModule {}
