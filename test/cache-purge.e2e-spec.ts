@@ -73,7 +73,7 @@ describe('cache purge across instances (real PostgreSQL and Redis)', () => {
     a = await createTestApp();
     b = await createTestApp({ database: a.database, redisPrefix: a.redisPrefix });
     writer = await createTenantWithKey(a, { scopes: ['images:read', 'images:write'], ...UNLIMITED });
-    reader = await createTenantWithKey(a, { ...UNLIMITED });
+    reader = await createTenantWithKey(a, { scopes: ['images:read'], ...UNLIMITED });
     other = await createTenantWithKey(a, { scopes: ['images:read', 'images:write'], ...UNLIMITED });
   });
   afterAll(async () => {
