@@ -38,6 +38,8 @@ const ENV_KEYS: Record<string, { path: string; kind: 'string' | 'int' | 'list' |
   HEALTH_CHECK_INTERVAL: { path: 'healthCheck.intervalSeconds', kind: 'int' },
   RATE_LIMIT_IP_PER_MINUTE: { path: 'rateLimit.ip.perMinute', kind: 'int' },
   RATE_LIMIT_PROXY_PER_MINUTE: { path: 'rateLimit.routes.proxy.perMinute', kind: 'int' },
+  RATE_LIMIT_PROXY_POLICY: { path: 'rateLimit.routes.proxy.policy', kind: 'string' },
+  RATE_LIMIT_IP_AUTHENTICATED_PER_MINUTE: { path: 'rateLimit.ipAuthenticated.perMinute', kind: 'int' },
   LOG_LEVEL: { path: 'logging.level', kind: 'string' },
   METRICS_TOKEN: { path: 'metrics.token', kind: 'string' },
   OTEL_EXPORTER_OTLP_ENDPOINT: { path: 'tracing.otlpEndpoint', kind: 'string' },

@@ -31,13 +31,13 @@ export interface ProxyPipelineOptions {
  * every proxied image route, so the order cannot drift between them:
  *
  *  - the global IP deny list (a global guard, before everything);
- *  - authentication; on a key-cache miss it first consumes the client IP's bucket (the
- *    pre-auth limiter), so floods of random keys are cut before any database lookup;
+ *  - authentication; on a key-cache miss (and on every 401) it charges the client IP's bucket of
+ *    the pre-authentication path, so floods of random keys are cut before any database lookup;
  *  - the tenant's IP allowlist;
- *  - every rate-limit bucket (ip, tenant per minute and hour, route `proxy`) and the read of the
- *    tenant's usage counters in one Redis round trip;
- *  - the quota check on those counters, then the proxy; usage is counted once the response has
- *    finished or the client has gone (the second and last Redis round trip).
+ *  - the tenant's buckets (minute and hour), the route's capacity, the quota check and the request
+ *    count, in one call of the admission store (one Redis round trip);
+ *  - the quota verdict (QuotaInterceptor), then the proxy; once the response is over its bytes are
+ *    settled in the next batch, and a 5xx the gateway wrote itself is refunded.
  */
 export function ProxyPipeline(options: ProxyPipelineOptions = {}): MethodDecorator & ClassDecorator {
   const authenticate = options.authenticate ?? ApiKeyGuard;
