@@ -43,6 +43,9 @@ export class LuaScript {
  * Expiry per hash (the `ttl` argument): > 0 = set once, when the script creates the hash (the field
  * `x` marks a hash that has its expiry); -1 = refreshed on every write to when its buckets are full
  * again (addresses: an absent bucket is a full one, and there may be millions of them); 0 = none.
+ *
+ * The request path's script is written for Redis's cost, which counts (docs/performance.md): each
+ * string-to-number conversion, table and command inside it is a measurable share of a request.
  */
 
 /**
@@ -63,33 +66,35 @@ export class LuaScript {
  *   request when it was counted.
  */
 export const ADMIT_SCRIPT = new LuaScript(`
-local time = redis.call('TIME')
+local call, tonumber = redis.call, tonumber
+local time = call('TIME')
 local now = time[1] * 1000 + math.floor(time[2] / 1000)
 local counts = ARGV[1] == '1'
 local reply = {1, '', 0, 0, 0}
-local got, at = {}, {}
+local got, at, lefts = {}, {}, {}
 local allowed = true
 local a, li = 2, 5
 for k = 1, #KEYS do
   local n = tonumber(ARGV[a + 1])
   local nf = n
-  if k == 1 and counts then nf = n + 4 end
+  if counts and k == 1 then nf = n + 4 end
   local f = a + 2
-  local g = redis.call('HMGET', KEYS[k], 'b@', 'x', unpack(ARGV, f, f + nf - 1))
+  local g = call('HMGET', KEYS[k], 'b@', 'x', unpack(ARGV, f, f + nf - 1))
   got[k], at[k] = g, a
   local t = tonumber(g[1])
   local p = f + nf
   for i = 1, n do
-    local capacity = tonumber(ARGV[p + 2])
+    local rate, windowMs, capacity = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
     local level = capacity
     local l = tonumber(g[2 + i])
     if l and t then
-      level = l + (now - t) * ARGV[p]
+      level = l + (now - t) * rate
       if level > capacity then level = capacity end
     end
     li = li + 1
     reply[li] = level
-    if level < tonumber(ARGV[p + 1]) then allowed = false end
+    lefts[li] = level - windowMs
+    if level < windowMs then allowed = false end
     p = p + 3
   end
   a = p
@@ -121,38 +126,46 @@ end
 li = 5
 for k = 1, #KEYS do
   local s = at[k]
-  local ttl, n = tonumber(ARGV[s]), tonumber(ARGV[s + 1])
-  local f = s + 2
-  local nf = n
-  if k == 1 and counts then nf = n + 4 end
-  local w = {'b@', now}
-  local p = f + nf
-  local fullMs = 0
-  for i = 1, n do
-    li = li + 1
-    local left = reply[li] - ARGV[p + 1]
-    w[2 * i + 1] = ARGV[f + i - 1]
-    w[2 * i + 2] = left
-    if ttl == -1 then
-      local ms = math.ceil((ARGV[p + 2] - left) / ARGV[p])
-      if ms > fullMs then fullMs = ms end
+  local key, n, f = KEYS[k], tonumber(ARGV[s + 1]), s + 2
+  local view = counted and k == 1
+  -- The shapes that occur (a minute and/or an hour bucket, the tenant's count) without building a
+  -- table: allocations are a good part of a script's cost.
+  if n == 2 and view then
+    call('HSET', key, 'b@', now, ARGV[f], lefts[li + 1], ARGV[f + 1], lefts[li + 2], ARGV[f + 3], reply[3], ARGV[f + 4], reply[4])
+  elseif n == 2 then
+    call('HSET', key, 'b@', now, ARGV[f], lefts[li + 1], ARGV[f + 1], lefts[li + 2])
+  elseif n == 1 and not view then
+    call('HSET', key, 'b@', now, ARGV[f], lefts[li + 1])
+  else
+    local w = {'b@', now}
+    for i = 1, n do
+      w[2 * i + 1] = ARGV[f + i - 1]
+      w[2 * i + 2] = lefts[li + i]
     end
-    p = p + 3
-  end
-  if counted and k == 1 then
-    w[2 * n + 3] = ARGV[f + n + 1]
-    w[2 * n + 4] = reply[3]
-    w[2 * n + 5] = ARGV[f + n + 2]
-    w[2 * n + 6] = reply[4]
+    if view then
+      w[#w + 1] = ARGV[f + n + 1]
+      w[#w + 1] = reply[3]
+      w[#w + 1] = ARGV[f + n + 2]
+      w[#w + 1] = reply[4]
+    end
+    if n > 0 or view then call('HSET', key, unpack(w)) end
   end
   local fresh = not got[k][2]
-  if fresh then
-    w[#w + 1] = 'x'
-    w[#w + 1] = 1
+  if fresh then call('HSET', key, 'x', 1) end
+  local ttl = ARGV[s]
+  if ttl == '-1' then
+    local p, ms = f + n, 0
+    if counts and k == 1 then p = p + 4 end
+    for i = 1, n do
+      local m = math.ceil((ARGV[p + 2] - lefts[li + i]) / ARGV[p])
+      if m > ms then ms = m end
+      p = p + 3
+    end
+    if ms > 0 then call('PEXPIRE', key, ms) end
+  elseif fresh and ttl ~= '0' then
+    call('PEXPIRE', key, ttl)
   end
-  redis.call('HSET', KEYS[k], unpack(w))
-  if ttl == -1 then redis.call('PEXPIRE', KEYS[k], fullMs)
-  elseif fresh and ttl > 0 then redis.call('PEXPIRE', KEYS[k], ttl) end
+  li = li + n
 end
 return reply
 `);
