@@ -276,29 +276,32 @@ export class UsageService implements OnApplicationBootstrap, BeforeApplicationSh
     const views = this.views;
     const entries = [...this.batch.values()];
     this.batch = new Map();
-    this.sending = (async () => {
-      try {
-        if (!this.redis.ready) throw new Error(`connection is ${this.redis.client?.status}`);
-        const replies = await views.settle(entries);
-        const today = usagePeriodOf(new Date()).day;
-        entries.forEach((entry, i) => {
-          const reply = replies[i];
-          this.journal.add(entry.tenantId, entry.day, reply.token, { requests: entry.newRequests, bytesIn: entry.bytesIn, bytesOut: entry.bytesOut });
-          if (reply.token === '') return;
-          this.figures.synced(entry.tenantId, entry.day, entry.newRequests, entry.bytesIn + entry.bytesOut);
-          if (entry.day === today) this.figures.observe(entry.tenantId, entry.day, reply.token, reply.requests, reply.dayRequests, reply.bytes);
-        });
-      } catch (error) {
-        this.failed('redis', error as Error);
-        for (const entry of entries) {
-          this.journal.add(entry.tenantId, entry.day, '', { requests: entry.newRequests, bytesIn: entry.bytesIn, bytesOut: entry.bytesOut });
-          if (entry.refunds > 0) this.entryOf(entry.tenantId, entry.day, entry.token).refunds += entry.refunds;
-        }
-      } finally {
-        this.sending = undefined;
+    const sending = this.send(views, entries).finally(() => {
+      if (this.sending === sending) this.sending = undefined;
+    });
+    this.sending = sending;
+    return sending;
+  }
+
+  private async send(views: UsageViewStore, entries: readonly SettleEntry[]): Promise<void> {
+    try {
+      if (!this.redis.ready) throw new Error(`connection is ${this.redis.client?.status}`);
+      const replies = await views.settle(entries);
+      const today = usagePeriodOf(new Date()).day;
+      entries.forEach((entry, i) => {
+        const reply = replies[i];
+        this.journal.add(entry.tenantId, entry.day, reply.token, { requests: entry.newRequests, bytesIn: entry.bytesIn, bytesOut: entry.bytesOut });
+        if (reply.token === '') return;
+        this.figures.synced(entry.tenantId, entry.day, entry.newRequests, entry.bytesIn + entry.bytesOut);
+        if (entry.day === today) this.figures.observe(entry.tenantId, entry.day, reply.token, reply.requests, reply.dayRequests, reply.bytes);
+      });
+    } catch (error) {
+      this.failed('redis', error as Error);
+      for (const entry of entries) {
+        this.journal.add(entry.tenantId, entry.day, '', { requests: entry.newRequests, bytesIn: entry.bytesIn, bytesOut: entry.bytesOut });
+        if (entry.refunds > 0) this.entryOf(entry.tenantId, entry.day, entry.token).refunds += entry.refunds;
       }
-    })();
-    return this.sending;
+    }
   }
 
   private async flushAll(): Promise<void> {
