@@ -4,6 +4,7 @@
  * consumption, the store-failure policies against a Redis we kill, and the Redis round trips a
  * request costs.
  */
+import { Logger } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { randomBase62 } from '../src/auth/api-key-format';
 import { ApiKeyService } from '../src/auth/api-key.service';
@@ -11,8 +12,11 @@ import { ADMIT_SCRIPT } from '../src/rate-limit/admission.scripts';
 import { RedisService } from '../src/redis/redis.service';
 import { USAGE_SETTLE } from '../src/usage/usage.scripts';
 import { UsageService } from '../src/usage/usage.service';
+import { ImgproxySigner } from '../src/signing/imgproxy-signature';
 import { OwnRedis, type Tenant, createProbedApp, createTenant } from './quota-probe';
-import type { TestApp } from './support/test-app';
+import { type TestBackend, startBackend } from './support/http-backends';
+import { createTenantWithKey } from './support/tenants';
+import { type TestApp, createTestApp } from './support/test-app';
 
 const roomyIp = { rateLimit: { ip: { perMinute: 1_000_000 } } };
 const probe = (gw: TestApp, tenant: Tenant, query = '') => gw.fetch(`/probe${query}`, { headers: { 'x-api-key': tenant.key } });
@@ -117,6 +121,115 @@ describe('IP limit', () => {
     expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
     expect(statuses.slice(5)).toEqual(Array(15).fill(429));
     expect(keys.stats().databaseLookups - lookupsBefore).toBe(5);
+  });
+});
+
+describe('the IP bucket guards the pre-authentication path only', () => {
+  let backend: TestBackend;
+  let gw: TestApp;
+  const image = '/rs:fit:100:100/plain/local:///cat.png';
+
+  beforeAll(async () => {
+    backend = await startBackend({
+      name: 'pool',
+      handler: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'image/png', 'content-length': '9' });
+        res.end('png-bytes');
+      },
+    });
+    // The default IP bucket (100/min) and plan (1000/min): nothing raised for the test.
+    gw = await createTestApp({ config: { backends: [{ name: 'pool', url: backend.url, weight: 1 }], healthCheck: { intervalSeconds: 3600 } } });
+  });
+  afterAll(async () => {
+    await gw.close();
+    await backend.stop();
+  });
+
+  it('lets 150 signed thumbnails and 150 keyed requests from one address through, within the plan', async () => {
+    const tenant = await createTenantWithKey(gw, { scopes: ['images:read'] });
+    const signed = `/t/${tenant.keyId}${new ImgproxySigner(tenant.signingKey, tenant.signingSalt).signPath(image)}`;
+    // A gallery page: the browser loads its thumbnails at once.
+    const thumbnails = await Promise.all(Array.from({ length: 150 }, () => gw.fetch(signed)));
+    expect(thumbnails.map((res) => res.status)).toEqual(Array(150).fill(200));
+    // A tenant's server behind one egress address.
+    const keyed = await Promise.all(Array.from({ length: 150 }, () => gw.fetch(`/i/insecure${image}`, { headers: { 'x-api-key': tenant.key } })));
+    expect(keyed.map((res) => res.status)).toEqual(Array(150).fill(200));
+    expect(keyed[0].headers.get('ratelimit-policy')).toBe('"tenant";q=1000;w=60, "tenant-hour";q=10000;w=3600');
+    // The pre-authentication path from the same address still has its own bucket: the first
+    // requests of each key were key-cache misses (at most two tokens), the rest are left.
+    const statuses: number[] = [];
+    for (let i = 0; i < 101; i++) statuses.push((await gw.fetch(`/i/insecure${image}`)).status);
+    expect(statuses.filter((s) => s === 401).length).toBeGreaterThanOrEqual(98);
+    expect(statuses.at(-1)).toBe(429);
+  });
+});
+
+describe('an optional per-IP cap on authenticated requests', () => {
+  let gw: TestApp;
+
+  beforeAll(async () => {
+    gw = await createProbedApp({ config: { rateLimit: { ipAuthenticated: { perMinute: 5 } } } });
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  it('refuses the address over its cap with scope ip, whichever tenant it sends', async () => {
+    const first = await createTenant(gw);
+    const second = await createTenant(gw);
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await probe(gw, i % 2 ? second : first)).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+    const refused = await probe(gw, first);
+    expect((await refused.json()).error).toMatchObject({ code: 'rate_limited', scope: 'ip' });
+    expect(refused.headers.get('ratelimit-policy')).toContain('"ip";q=5;w=60');
+  });
+});
+
+describe('every authenticated route is rate limited', () => {
+  let gw: TestApp;
+
+  beforeAll(async () => {
+    gw = await createProbedApp({ config: roomyIp });
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  it('limits GET /api/v1/me by the tenant buckets', async () => {
+    const tenant = await createTenant(gw, { rateLimits: { perMinute: 3 } });
+    const me = () => gw.fetch('/api/v1/me', { headers: { 'x-api-key': tenant.key } });
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await me()).status);
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    const refused = await me();
+    expect((await refused.json()).error).toMatchObject({ code: 'rate_limited', scope: 'tenant' });
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    // The same buckets as its image requests: they are spent too.
+    expect((await probe(gw, tenant)).status).toBe(429);
+  });
+
+  it('limits the tenant image list of the uploads API', async () => {
+    const tenant = await createTenant(gw, { rateLimits: { perMinute: 1 } });
+    const list = () => gw.fetch('/api/v1/images', { headers: { 'x-api-key': tenant.key } });
+    expect((await list()).status).not.toBe(429);
+    expect((await list()).status).toBe(429);
+  });
+});
+
+describe('route capacity', () => {
+  it('warns at start when a plan alone could fill a route', async () => {
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    const gw = await createProbedApp({ config: { rateLimit: { routes: { proxy: { perMinute: 800 } } } } });
+    try {
+      await probe(gw, await createTenant(gw));
+      const lines = warn.mock.calls.map(([message]) => String(message));
+      expect(lines.some((line) => /route proxy: capacity 800\/min is below plan free \(1000\/min\)/.test(line))).toBe(true);
+      expect(lines.some((line) => /route upload: capacity/.test(line))).toBe(false);
+    } finally {
+      warn.mockRestore();
+      await gw.close();
+    }
   });
 });
 
