@@ -18,6 +18,8 @@ interface SyncedBucket {
   /** Tokens of the write-back under way. */
   sending: number;
   lastUsedMs: number;
+  /** When the level was last read from Redis: an older one is not decided on (see `stale`). */
+  syncedAtMs: number;
 }
 
 /**
@@ -26,16 +28,17 @@ interface SyncedBucket {
  * every `intervalMs` the tokens spent are written back and the shared level read again, and the
  * routes' requests reach the shared month view in the usage batch.
  *
- * The price is drift: between two write-backs an instance does not see what the others spent, so
- * N instances may together admit up to (N - 1) times what one instance admits in an interval beyond
- * a limit, at most (N - 1) bursts; the shared level then goes below zero, and that debt delays
- * later admissions, so over any period longer than the window the rate holds
+ * The price is drift: an instance decides on a level read at most two intervals ago and does not
+ * see what the others spent since, so N instances may together admit beyond a limit up to what the
+ * other N - 1 admit in that time, at most (N - 1) bursts; the shared level then goes below zero,
+ * and that debt delays later admissions, so over any period longer than the window the rate holds
  * (docs/rate-limits-and-quotas.md has the measured figures). Quotas of such routes may be
- * overshot by what the other instances admitted within one batch interval.
+ * overshot by what the other instances admitted within one usage batch interval.
  *
- * The first request of a bucket (or of a tenant's month) on an instance goes the `exact` way, whose
- * reply gives the starting levels; buckets unused for a window are forgotten. While Redis is
- * unavailable the instance keeps deciding from its own state.
+ * The first request of a bucket (or of a tenant's month) on an instance, and the first after it
+ * idled for two intervals, goes the `exact` way, whose reply gives the levels; buckets unused for
+ * a window are forgotten. While Redis is unavailable the instance keeps deciding from its own
+ * state.
  */
 export class LocalSyncAdmissionPolicy implements AdmissionPolicy {
   readonly name = 'local-sync';
@@ -67,14 +70,14 @@ export class LocalSyncAdmissionPolicy implements AdmissionPolicy {
   }
 
   admit(plan: AdmissionPlan, period: UsagePeriod): Decided {
+    const now = this.clock();
     const states: SyncedBucket[] = [];
     for (const bucket of plan.buckets) {
       const state = this.states.get(bucket.key);
-      if (!state) return this.initialize(plan, period);
+      if (!state || this.stale(state, now)) return this.initialize(plan, period);
       states.push(state);
     }
     if (plan.quota && !this.usage.figures.current(plan.quota.tenantId, period.day)?.observed) return this.initialize(plan, period);
-    const now = this.clock();
     const levels = states.map((state) => refilled(state, now));
     const rate = decideFromLevels(plan.buckets, levels, 1);
     if (!rate.allowed) return { rate, store: 'local' };
@@ -88,7 +91,16 @@ export class LocalSyncAdmissionPolicy implements AdmissionPolicy {
     return { rate, quota: decideQuotaLocally(plan.quota, this.usage.figures, period, 'deferred'), store: 'local' };
   }
 
-  /** One exact decision; its levels, read from Redis, are where this instance starts from. */
+  /**
+   * A level not read from Redis for two intervals while this instance spent nothing (an idle
+   * tenant): the others may have spent it meanwhile, so the next decision is exact and reads it
+   * again. A bucket in use is written back and read every interval.
+   */
+  private stale(state: SyncedBucket, now: number): boolean {
+    return state.spent === 0 && state.sending === 0 && now - state.syncedAtMs > 2 * this.intervalMs;
+  }
+
+  /** One exact decision; its levels, read from Redis, are where this instance (re)starts from. */
   private async initialize(plan: AdmissionPlan, period: UsagePeriod): Promise<PolicyDecision> {
     const decision = await this.exact.admit(plan, period);
     const levels = decision.levels;
@@ -96,9 +108,14 @@ export class LocalSyncAdmissionPolicy implements AdmissionPolicy {
       const now = this.clock();
       const admitted = decision.rate.allowed;
       plan.buckets.forEach((bucket, i) => {
-        if (this.states.has(bucket.key)) return;
         const level = admitted ? levels[i] - windowMsOf(bucket) : levels[i];
-        this.states.set(bucket.key, { bucket, level, updatedAtMs: now, spent: 0, sending: 0, lastUsedMs: now });
+        const state = this.states.get(bucket.key);
+        if (!state) {
+          this.states.set(bucket.key, { bucket, level, updatedAtMs: now, spent: 0, sending: 0, lastUsedMs: now, syncedAtMs: now });
+        } else if (state.spent === 0 && state.sending === 0) {
+          // Nothing of this instance waits to be written: the shared level is the whole truth.
+          Object.assign(state, { level, updatedAtMs: now, lastUsedMs: now, syncedAtMs: now });
+        }
       });
     }
     return decision;
@@ -165,6 +182,7 @@ export class LocalSyncAdmissionPolicy implements AdmissionPolicy {
         // What was spent while the write-back travelled is not in the shared level yet.
         state.level = Math.min(capacityOf(state.bucket), Number(levels[i])) - state.spent * windowMsOf(state.bucket);
         state.updatedAtMs = now;
+        state.syncedAtMs = now;
         state.sending = 0;
       });
     } catch (error) {
