@@ -52,7 +52,10 @@ export class AdmissionService implements OnModuleInit, OnApplicationBootstrap, B
   readonly primary: AdmissionPolicy;
   /** Decides `local-sync` routes; undefined without Redis, where every route is local anyway. */
   readonly localSync?: LocalSyncAdmissionPolicy;
-  private readonly compiled: CompiledRoute[] = [];
+  /** Routes whose capacity was found below a plan, so each is warned of once. */
+  private readonly warned = new Set<string>();
+  /** The largest stored plan, once read at start: compiled routes are checked against it too. */
+  private largestStoredPlan?: { name: string; perMinute: number };
 
   constructor(
     private readonly config: GatewayConfig,
@@ -85,10 +88,12 @@ export class AdmissionService implements OnModuleInit, OnApplicationBootstrap, B
     this.localSync?.start();
   }
 
-  /** A start-up warning for every route capacity that a stored plan alone could fill. */
+  /** A start-up warning for every configured route capacity that a plan alone could fill. */
   async onApplicationBootstrap(): Promise<void> {
-    const largest = await this.repository.largestPlanPerMinute().catch(() => undefined);
-    if (largest) for (const route of this.compiled) this.checkCapacity(route, largest.name, largest.perMinute);
+    this.largestStoredPlan = await this.repository.largestPlanPerMinute().catch(() => undefined);
+    for (const [name, limits] of Object.entries(this.config.rateLimit.routes as unknown as Record<string, WindowLimits>)) {
+      this.checkCapacity(name, limits.perMinute);
+    }
   }
 
   async beforeApplicationShutdown(): Promise<void> {
@@ -98,8 +103,7 @@ export class AdmissionService implements OnModuleInit, OnApplicationBootstrap, B
   /** Compiles a route's limits once: bucket names, capacity buckets and header strings are fixed here. */
   compileRoute(spec: RouteLimitsSpec): CompiledRouteLimits {
     const route = new CompiledRoute(spec, this.context);
-    this.compiled.push(route);
-    for (const plan of this.config.plans) this.checkCapacity(route, plan.name, plan.perMinute);
+    this.checkCapacity(route.routeName, route.capacityPerMinute);
     return route;
   }
 
@@ -206,14 +210,17 @@ export class AdmissionService implements OnModuleInit, OnApplicationBootstrap, B
     return new GatewayException('rate_limited', undefined, { scope: ownDenied, retryAfter });
   }
 
-  private checkCapacity(route: CompiledRoute, planName: string, planPerMinute: number): void {
-    const capacity = route.capacityPerMinute;
-    if (capacity !== undefined && planPerMinute > capacity) {
-      this.logger.warn(
-        `route ${route.routeName}: capacity ${capacity}/min is below plan ${planName} (${planPerMinute}/min): one tenant within its plan can fill it; ` +
-          'give the route at least 4x the largest plan',
-      );
-    }
+  /** Warns (once per route) when the plan seeds or the stored plans hold one a route's capacity cannot take. */
+  private checkCapacity(routeName: string, capacity: number | undefined): void {
+    if (capacity === undefined || this.warned.has(routeName)) return;
+    const plans = [...this.config.plans.map((plan) => ({ name: plan.name, perMinute: plan.perMinute })), ...(this.largestStoredPlan ? [this.largestStoredPlan] : [])];
+    const largest = plans.reduce<{ name: string; perMinute: number } | undefined>((best, plan) => (best && best.perMinute >= plan.perMinute ? best : plan), undefined);
+    if (!largest || largest.perMinute <= capacity) return;
+    this.warned.add(routeName);
+    this.logger.warn(
+      `route ${routeName}: capacity ${capacity}/min is below plan ${largest.name} (${largest.perMinute}/min): one tenant within its plan can fill it; ` +
+        'give the route at least 4x the largest plan',
+    );
   }
 }
 
