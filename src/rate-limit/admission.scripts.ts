@@ -35,7 +35,7 @@ export class LuaScript {
  *
  * Levels are integers "scaled" by the window length in milliseconds (token-bucket.ts), so the
  * scripts and the in-process arithmetic agree bit for bit. Numbers are handed to redis.call as Lua
- * numbers, which Redis (6 and later) writes with 17 significant digits, exact below 2^53 (Lua's own
+ * numbers, which Redis converts with 17 significant digits, exact below 2^53 (Lua's own
  * tostring would round above 14); a format call per number would cost more than the command. Time
  * comes from Redis, so instances with skewed clocks share one timeline. Scripts run with effects
  * replication (the default since Redis 5), so TIME may precede writes.

@@ -1,7 +1,7 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap, OnModuleInit, Optional } from '@nestjs/common';
 import type { Cluster } from 'ioredis';
 import { GatewayException } from '../common/errors/gateway.exception';
-import { GatewayConfig } from '../config/gateway-config';
+import { GatewayConfig, type RouteLimitConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { RedisService } from '../redis/redis.service';
 import { type UsagePeriod, secondsUntil, usagePeriodOf } from '../usage/usage-period';
@@ -16,7 +16,6 @@ import type {
   PreAuthResult,
   RouteLimitsSpec,
   SettleFigures,
-  WindowLimits,
 } from './admission.types';
 import type { AdmissionPolicy, Decided, PolicyDecision } from './policies/admission-policy';
 import { ClusterAdmissionPolicy } from './policies/cluster.policy';
@@ -91,7 +90,7 @@ export class AdmissionService implements OnModuleInit, OnApplicationBootstrap, B
   /** A start-up warning for every configured route capacity that a plan alone could fill. */
   async onApplicationBootstrap(): Promise<void> {
     this.largestStoredPlan = await this.repository.largestPlanPerMinute().catch(() => undefined);
-    for (const [name, limits] of Object.entries(this.config.rateLimit.routes as unknown as Record<string, WindowLimits>)) {
+    for (const [name, limits] of Object.entries(this.config.rateLimit.routes as unknown as Record<string, RouteLimitConfig>)) {
       this.checkCapacity(name, limits.perMinute);
     }
   }
@@ -230,8 +229,7 @@ function unavailable(): GatewayException {
 
 /** Limits of a route from config (`rateLimit.routes.<name>`). */
 export function routeSpecOf(config: GatewayConfig, routeName: string, countsTowardQuota: boolean): RouteLimitsSpec {
-  const routes = config.rateLimit.routes as unknown as Record<string, (WindowLimits & { perCaller?: WindowLimits; policy?: 'exact' | 'local-sync' }) | undefined>;
-  const limits = routes[routeName];
+  const limits = (config.rateLimit.routes as unknown as Record<string, RouteLimitConfig | undefined>)[routeName];
   return {
     routeName,
     capacity: limits && (limits.perMinute || limits.perHour) ? { perMinute: limits.perMinute, perHour: limits.perHour, burst: limits.burst } : undefined,

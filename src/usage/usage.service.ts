@@ -73,7 +73,9 @@ export class UsageService implements OnApplicationBootstrap, BeforeApplicationSh
     if (redis.client) {
       this.views = new UsageViewStore(redis.client, redis.prefix);
       // Back after an outage: what was counted in process reaches the shared views at once.
-      redis.client.on('ready', () => void this.flush());
+      redis.client.on('ready', () => {
+        if (!this.journal.empty || this.replays.length > 0) void this.flush();
+      });
     }
   }
 
