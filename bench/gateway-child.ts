@@ -1,6 +1,6 @@
 /** The gateway in its own process, configured by the runner through BENCH_GATEWAY_CONFIG. */
 import 'reflect-metadata';
-import { createGatewayApp } from '../src/app.factory';
+import { createGatewayApp } from '../src/bootstrap/app.factory';
 import { loadConfig } from '../src/config/config.loader';
 import { runMigrations } from '../src/database/migration-runner';
 import { RedisService } from '../src/redis/redis.service';

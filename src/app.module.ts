@@ -1,35 +1,27 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
 import { AdminModule } from './admin/admin.module';
 import { AuditModule } from './audit/audit.module';
-import { BackendsModule } from './backends/backends.module';
-import { AuthModule } from './auth/auth.module';
-import { AllExceptionsFilter } from './common/errors/all-exceptions.filter';
+import { BackendsModule } from './upstreams/backends/backends.module';
+import { AuthModule } from './plugins/key-auth/auth.module';
 import type { ConfigSource } from './config/config.loader';
 import { ConfigModule } from './config/config.module';
 import { GatewayConfig } from './config/gateway-config';
 import { GatewayModule } from './gateway/gateway.module';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
-import { ImgproxyModule } from './imgproxy/imgproxy.module';
-import { IpAllowlistModule } from './ip-allowlist/ip-allowlist.module';
+import { IpAllowlistModule } from './plugins/ip-restriction/ip-allowlist.module';
 import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PlansModule } from './plans/plans.module';
 import { CorsModule } from './plugins/cors/cors.module';
-import { ImgproxyRewriteModule } from './plugins/imgproxy-rewrite/imgproxy-rewrite.module';
-import { IpRestrictionModule } from './plugins/ip-restriction/ip-restriction.module';
 import { JwtAuthModule } from './plugins/jwt-auth/jwt-auth.module';
-import { KeyAuthModule } from './plugins/key-auth/key-auth.module';
-import { QuotaModule } from './plugins/quota/quota.module';
-import { RateLimitingModule } from './plugins/rate-limiting/rate-limiting.module';
 import { SignedUrlModule } from './plugins/signed-url/signed-url.module';
 import { TransformModule } from './plugins/transform/transform.module';
 import { ProxyCacheModule } from './plugins/proxy-cache/proxy-cache.module';
 import { ProxyModule } from './proxy/proxy.module';
-import { QuotasModule } from './quotas/quotas.module';
-import { RateLimitModule } from './rate-limit/rate-limit.module';
+import { QuotasModule } from './plugins/quota/quotas.module';
+import { RateLimitModule } from './plugins/rate-limiting/rate-limit.module';
 import { RedisModule } from './redis/redis.module';
 import { RequestLogsModule } from './request-logs/request-logs.module';
 import { TenantsModule } from './tenants/tenants.module';
@@ -67,22 +59,15 @@ export class AppModule {
         HealthModule,
         BackendsModule,
         ProxyModule,
-        ImgproxyModule,
         ProxyCacheModule,
         UploadsModule,
         // The route table and the steps of its chains; each plugin registers itself with the gateway.
         GatewayModule,
         CorsModule,
-        KeyAuthModule,
         JwtAuthModule.forRoot(config.auth.jwt),
         SignedUrlModule,
-        IpRestrictionModule,
-        RateLimitingModule,
-        QuotaModule,
-        ImgproxyRewriteModule,
         TransformModule,
       ],
-      providers: [{ provide: APP_FILTER, useClass: AllExceptionsFilter }],
     };
   }
 }

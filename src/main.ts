@@ -2,14 +2,14 @@ import 'reflect-metadata';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import type { Logger as PinoInstance } from 'pino';
-import { createGatewayApp } from './app.factory';
+import { createGatewayApp } from './bootstrap/app.factory';
 import { startDevWorkerIfWanted } from './bootstrap/dev-worker';
 import { LISTEN_ERRORS, describeListenProblem, listenProblem } from './bootstrap/listen-check';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/config.loader';
 import { GatewayConfig } from './config/gateway-config';
 import { EmbeddedPostgres, startEmbeddedPostgres } from './database/embedded-postgres';
 import { runMigrations } from './database/migration-runner';
-import { installGracefulShutdown } from './lifecycle/graceful-shutdown';
+import { installGracefulShutdown } from './bootstrap/graceful-shutdown';
 import { GatewayLogger } from './logging/gateway-logger';
 import { createBootLogger, createRootLogger } from './logging/logging.options';
 

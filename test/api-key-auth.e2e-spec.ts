@@ -1,9 +1,9 @@
 import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 import { Client } from 'pg';
-import { ApiKeyGuard } from '../src/auth/api-key.guard';
-import { ApiKeyService } from '../src/auth/api-key.service';
-import { RequireScope } from '../src/auth/require-scope.decorator';
+import { ApiKeyGuard } from '../src/plugins/key-auth/api-key.guard';
+import { ApiKeyService } from '../src/plugins/key-auth/api-key.service';
+import { RequireScope } from '../src/plugins/key-auth/require-scope.decorator';
 import { ImgproxySigner } from '../src/signing/imgproxy-signature';
 import { databaseUrl } from './support/test-env';
 import { TestApp, createTestApp } from './support/test-app';

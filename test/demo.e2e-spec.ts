@@ -12,7 +12,7 @@ const ROOT = join(__dirname, '..');
  */
 describe('npm run demo', () => {
   it('prints a working signed image URL, the admin token and Swagger, and stops on SIGINT', async () => {
-    const child = spawn(process.execPath, ['-r', '@swc-node/register', 'src/dev/demo.ts'], {
+    const child = spawn(process.execPath, ['-r', '@swc-node/register', 'src/demo.ts'], {
       cwd: ROOT,
       // Only what a fresh shell would have: the demo must not need DATABASE_URL or REDIS_URL.
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', SWC_NODE_PROJECT: join(ROOT, 'tsconfig.json') },

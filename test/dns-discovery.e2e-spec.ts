@@ -1,5 +1,5 @@
 import { plainToInstance } from 'class-transformer';
-import { BackendPool } from '../src/proxy/backend-state/backend-pool';
+import { BackendPool } from '../src/upstreams/backend-state/backend-pool';
 import { DiscoveryConfig } from '../src/config/discovery.config';
 import { toBackendConfig, type DiscoveredTarget } from '../src/upstreams/discovery/discovered-targets';
 import { DnsDiscovery, type DiscoveryOutcome } from '../src/upstreams/discovery/dns-discovery';

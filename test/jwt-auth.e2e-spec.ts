@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Controller, Get, Module, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { SignJWT, type JWTPayload } from 'jose';
-import { RequireScope } from '../src/auth/require-scope.decorator';
+import { RequireScope } from '../src/plugins/key-auth/require-scope.decorator';
 import { parseJwtAuthConfig } from '../src/config/jwt-auth.config';
 import { JwtAuthGuard } from '../src/plugins/jwt-auth/jwt-auth.guard';
 import { JwtAuthService, type JwtCheck } from '../src/plugins/jwt-auth/jwt-auth.service';

@@ -2,7 +2,7 @@ import { AddressInfo } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Client } from 'pg';
-import { createGatewayApp } from '../src/app.factory';
+import { createGatewayApp } from '../src/bootstrap/app.factory';
 import { loadConfig } from '../src/config/config.loader';
 import { GatewayConfig } from '../src/config/gateway-config';
 import { GatewayMetrics } from '../src/metrics/gateway-metrics.service';

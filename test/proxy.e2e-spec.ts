@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import type { RawWithState, RequestState } from '../src/common/http/request-context';
+import type { RawWithState, RequestState } from '../src/gateway/context';
 import { TestApp, TestAppOptions, createTestApp } from './support/test-app';
 import { TestBackend, echoHandler, largeBodyHandler, rawRequest, startBackend, waitFor } from './support/http-backends';
 import { HIGH_RATE_LIMIT_CONFIG, TenantWithKey, UNLIMITED, createTenantWithKey, sandboxedPlainPath } from './support/tenants';

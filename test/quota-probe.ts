@@ -11,11 +11,11 @@ import { createServer } from 'node:net';
 import { Controller, Get, Module, Query, Req, UseGuards, UseInterceptors } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import Redis from 'ioredis';
-import { ApiKeyGuard } from '../src/auth/api-key.guard';
-import { AuthModule } from '../src/auth/auth.module';
-import { QuotaInterceptor } from '../src/quotas/quota.interceptor';
-import { RateLimitRoute } from '../src/rate-limit/rate-limit-route.decorator';
-import { RateLimitGuard } from '../src/rate-limit/rate-limit.guard';
+import { ApiKeyGuard } from '../src/plugins/key-auth/api-key.guard';
+import { AuthModule } from '../src/plugins/key-auth/auth.module';
+import { QuotaInterceptor } from '../src/plugins/quota/quota.interceptor';
+import { RateLimitRoute } from '../src/plugins/rate-limiting/rate-limit-route.decorator';
+import { RateLimitGuard } from '../src/plugins/rate-limiting/rate-limit.guard';
 import { type TestApp, type TestAppOptions, createTestApp } from './support/test-app';
 
 @Controller('probe')

@@ -5,8 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
-import type { EffectiveLimits } from '../src/common/http/request-context';
-import { QuotaService } from '../src/quotas/quota.service';
+import type { EffectiveLimits } from '../src/gateway/caller';
+import { QuotaService } from '../src/plugins/quota/quota.service';
 import { UsageRepository } from '../src/usage/usage.repository';
 import { UsageService } from '../src/usage/usage.service';
 import { usagePeriodOf } from '../src/usage/usage-period';

@@ -6,9 +6,9 @@
  */
 import { Logger } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { randomBase62 } from '../src/auth/api-key-format';
-import { ApiKeyService } from '../src/auth/api-key.service';
-import { ADMIT_SCRIPT } from '../src/rate-limit/admission.scripts';
+import { randomBase62 } from '../src/plugins/key-auth/api-key-format';
+import { ApiKeyService } from '../src/plugins/key-auth/api-key.service';
+import { ADMIT_SCRIPT } from '../src/redis/admission.scripts';
 import { RedisService } from '../src/redis/redis.service';
 import { USAGE_SETTLE } from '../src/usage/usage.scripts';
 import { UsageService } from '../src/usage/usage.service';

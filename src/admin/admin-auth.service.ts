@@ -6,7 +6,7 @@ import { sendRefusal } from '../common/errors/refusal-writer';
 import { ADMIN_AUTH_CHALLENGE, refusals } from '../common/errors/refusals';
 import { GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
-import { PRE_AUTH_LIMITER, PreAuthLimiter } from '../pipeline/pre-auth-limiter';
+import { PRE_AUTH_LIMITER, PreAuthLimiter } from '../gateway/pre-auth-limiter';
 import { AdminTokenVerifier } from './admin-token';
 
 /** Paths of the admin API; matched on the raw URL so unknown admin paths are covered too. */

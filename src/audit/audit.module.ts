@@ -1,6 +1,5 @@
 import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { AuditController } from './audit.controller';
 import { AuditLogEntity } from './audit-log.entity';
 import { AuditLogRepository } from './audit-log.repository';
 import { AuditService } from './audit.service';
@@ -9,7 +8,6 @@ import { AuditService } from './audit.service';
 @Global()
 @Module({
   imports: [TypeOrmModule.forFeature([AuditLogEntity])],
-  controllers: [AuditController],
   providers: [AuditLogRepository, AuditService],
   exports: [AuditService],
 })

@@ -5,7 +5,7 @@ import { plainToInstance } from 'class-transformer';
 import { ValidationError, validateSync } from 'class-validator';
 import { parse as parseYaml } from 'yaml';
 import { projectRoot } from '../common/project-root';
-import { redisConfigProblems } from '../redis/redis-nodes';
+import { redisConfigProblems } from './redis-nodes';
 import { parseSourcePrefix } from '../signing/source-policy';
 import { GatewayConfig } from './gateway-config';
 import { UpstreamConfig, routeProblems } from './routes.config';

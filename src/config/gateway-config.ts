@@ -16,7 +16,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { IsCidr } from '../common/net/is-cidr.validator';
-import { REDIS_MODES, type RedisMode } from '../redis/redis-nodes';
+import { REDIS_MODES, type RedisMode } from './redis-nodes';
 import { JwtAuthConfig } from './jwt-auth.config';
 import { ImageRoutesConfig, RouteConfig, type UpstreamConfig } from './routes.config';
 

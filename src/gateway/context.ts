@@ -1,11 +1,62 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring';
+import { traceContextFor } from '../common/http/request-id';
 import type { CidrMatcher } from '../common/net/cidr';
 import { resolveClientIp } from '../common/net/client-ip';
-import { traceContextFor } from '../common/http/request-id';
-import type { AuthContext, RequestState } from '../common/http/request-context';
-import type { AdmissionResult } from '../rate-limit/admission.types';
-import type { CompiledRoute } from './route-table';
+import type { AdmissionResult } from './admission';
+import type { AuthContext } from './caller';
+import type { RouteSpec } from './route-spec';
+
+/**
+ * What every part of the application may read of a request's state (docs/architecture.md): the
+ * GatewayContext below is the one object that holds it, created in the first hook and hung on
+ * both the Fastify request and the raw Node request.
+ */
+export interface RequestState {
+  requestId: string;
+  clientIp: string;
+  startedAt: bigint;
+  traceId?: string;
+  /** Normalised `traceparent` to send upstream. */
+  traceparent?: string;
+  auth?: AuthContext;
+  /** Route template for metrics and logs (never the raw path). */
+  route?: string;
+  backend?: string;
+  bytesIn?: number;
+  bytesOut?: number;
+  /** Set once the IP bucket of the pre-authentication path was charged for this request. */
+  ipLimited?: boolean;
+  /** The admission store's decision (rate part and quota part), for the steps after the rate limit. */
+  admission?: AdmissionResult;
+  /** Response headers decided before the handler (rate-limit and quota headers). */
+  responseHeaders?: Record<string, string | number>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request's context (src/gateway/context.ts), created by the first request hook. */
+    gw: GatewayContext;
+  }
+}
+
+/**
+ * What authentication reads of a request: its headers, its query (the optional `api_key`) and its
+ * state. A Fastify request satisfies it on Nest routes, the gateway context on proxied ones.
+ */
+export interface AuthenticationRequest {
+  readonly headers: IncomingHttpHeaders;
+  readonly query?: unknown;
+  readonly gw: RequestState;
+}
+
+export type RawWithState = IncomingMessage & { gw?: RequestState };
+
+/** What a request keeps of the route it matched (route-table.ts builds it): its spec and its chain. */
+export interface MatchedRoute {
+  readonly spec: RouteSpec;
+  readonly chain: { respond(ctx: GatewayContext, status: number, headers: OutgoingHttpHeaders): void };
+}
 
 /** Runs once when the response has ended or the client went away; `aborted` tells which. */
 export type EndHook = (ctx: GatewayContext, aborted: boolean) => void;
@@ -40,7 +91,7 @@ export class GatewayContext implements RequestState {
 
   // The compiled chain's slots.
   /** The route matched (and so the chain run): kept for the whole request, even across a reload. */
-  compiled: CompiledRoute | undefined = undefined;
+  compiled: MatchedRoute | undefined = undefined;
   /** Raw request and response of a proxied request (absent for Nest routes until needed). */
   req: IncomingMessage | undefined = undefined;
   res: ServerResponse | undefined = undefined;

@@ -10,11 +10,10 @@ import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import type { GatewayContext } from './context';
 import { PluginRegistry } from './plugin-registry';
 import { writeRefusal } from './refusal-writer';
+import { UNMATCHED_ROUTE } from './request-observer';
 import { type CompileOptions, compileRouteTable } from './routes.loader';
 import type { RouteTable } from './route-table';
 
-/** Route label of requests no route matched (probes of random paths). */
-export const UNMATCHED_ROUTE = 'unmatched';
 
 /** The parts of the configuration a reload applies; everything else needs a restart. */
 const LIVE_KEYS = ['routes', 'upstreams', 'imageRoutes', 'auth'] as const;

@@ -10,7 +10,8 @@ import { RandomHexPool } from '../common/http/random-hex';
 import { CidrMatcher } from '../common/net/cidr';
 import { GatewayConfig } from '../config/gateway-config';
 import { contextFor } from './context';
-import { GatewayService, UNMATCHED_ROUTE } from './gateway.service';
+import { GatewayService } from './gateway.service';
+import { UNMATCHED_ROUTE } from './request-observer';
 import { writeToSocket } from './refusal-writer';
 import { PluginRegistry } from './plugin-registry';
 

@@ -3,7 +3,7 @@ import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import { SkipThrottle } from '@nestjs/throttler';
 import type { FastifyRequest } from 'fastify';
-import { BackendsHealthIndicator } from '../backends/backends.health';
+import { BackendsHealthIndicator } from '../upstreams/backends/backends.health';
 import { RedisHealthIndicator } from '../redis/redis.health';
 
 /** Kubernetes and load-balancer probes (docs/proxy-and-backends.md): unauthenticated and never rate limited. */

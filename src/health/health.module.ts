@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
-import { BackendsModule } from '../backends/backends.module';
+import { BackendsModule } from '../upstreams/backends/backends.module';
 import { HealthController } from './health.controller';
 
 @Module({

@@ -2,7 +2,7 @@ import { DynamicModule, Inject, Injectable, Module, OnModuleInit } from '@nestjs
 import { Logger, LoggerModule } from 'nestjs-pino';
 import type { Logger as PinoInstance } from 'pino';
 import { GatewayConfig } from '../config/gateway-config';
-import { RequestObserver } from '../metrics/request-observer';
+import { RequestObserver } from '../gateway/request-observer';
 import { GatewayLogger } from './gateway-logger';
 import { RequestLineLogger, createRootLogger, loggingOptions } from './logging.options';
 import { UrlRedactor } from './url-redaction';

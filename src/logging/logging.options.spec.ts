@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import type { FinishedRequest } from '../metrics/request-observer';
+import type { FinishedRequest } from '../gateway/request-observer';
 import { REDACTED_PATHS, RequestLineLogger, redactUrl, requestLineLevel } from './logging.options';
 
 describe('redactUrl', () => {

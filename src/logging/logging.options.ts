@@ -1,8 +1,8 @@
 import type { Params } from 'nestjs-pino';
 import pino, { type Level, type Logger as PinoInstance } from 'pino';
 import { GatewayConfig } from '../config/gateway-config';
-import type { RequestState } from '../common/http/request-context';
-import type { FinishedRequest } from '../metrics/request-observer';
+import type { RequestState } from '../gateway/context';
+import type { FinishedRequest } from '../gateway/request-observer';
 import { UrlRedactor } from './url-redaction';
 
 /**

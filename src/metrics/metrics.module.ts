@@ -2,7 +2,6 @@ import { Global, Module } from '@nestjs/common';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import { GatewayMetrics } from './gateway-metrics.service';
 import { MetricsController } from './metrics.controller';
-import { RequestObserver } from './request-observer';
 
 // Registered once per process: prom-client's registry is global and default metrics may only
 // be collected once, even when a test runs two gateway instances side by side.
@@ -13,14 +12,11 @@ const prometheus = PrometheusModule.register({
   global: true,
 });
 
-/**
- * Global: every module records its events through GatewayMetrics, and tracing and request
- * logs subscribe to the RequestObserver that times every request.
- */
+/** Global: every module records its events through GatewayMetrics. */
 @Global()
 @Module({
   imports: [prometheus],
-  providers: [GatewayMetrics, RequestObserver],
-  exports: [prometheus, GatewayMetrics, RequestObserver],
+  providers: [GatewayMetrics],
+  exports: [prometheus, GatewayMetrics],
 })
 export class MetricsModule {}

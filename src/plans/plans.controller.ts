@@ -3,7 +3,7 @@ import { ApiBadRequestResponse, ApiConflictResponse, ApiCreatedResponse, ApiNotF
 import type { FastifyRequest } from 'fastify';
 import { AdminController } from '../admin/admin-controller.decorator';
 import { ErrorResponseDto } from '../common/errors/error-response.dto';
-import { UuidParamPipe } from '../tenants/uuid-param.pipe';
+import { UuidParamPipe } from '../common/http/uuid-param.pipe';
 import { PlanCreateDto, PlanListDto, PlanResponseDto, PlanUpdateDto } from './plan.dto';
 import { PlansService } from './plans.service';
 

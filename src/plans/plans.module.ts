@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { AuthInvalidationModule } from '../auth/invalidation/auth-invalidation.module';
+import { AuthInvalidationModule } from '../change-bus/auth-invalidation.module';
 import { PlanEntity } from './plan.entity';
 import { PlansController } from './plans.controller';
 import { PlansRepository } from './plans.repository';

@@ -3,7 +3,7 @@ import { plainToInstance } from 'class-transformer';
 import { validateSync, type ValidationError } from 'class-validator';
 import type { FastifyRequest } from 'fastify';
 import { EntityManager } from 'typeorm';
-import { AuthInvalidationService } from '../auth/invalidation/auth-invalidation.service';
+import { AuthInvalidationService } from '../change-bus/auth-invalidation.service';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { GatewayConfig } from '../config/gateway-config';
 import { AuditService } from '../audit/audit.service';

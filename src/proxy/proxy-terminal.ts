@@ -1,12 +1,12 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { BackendRegistry } from '../backends/backend-registry.service';
+import { BackendRegistry } from '../upstreams/backends/backend-registry.service';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { GatewayService } from '../gateway/gateway.service';
 import type { Terminal } from '../gateway/chain';
 import type { GatewayContext } from '../gateway/context';
 import { PluginRegistry, type TerminalFactory } from '../gateway/plugin-registry';
 import type { RouteSpec } from '../gateway/route-spec';
-import { compileHeaderEdit } from '../plugins/transform/header-edit';
+import { compileHeaderEdit } from './header-edit';
 import { type ForwardPlan, Forwarder } from './forwarder';
 
 /** The header a configured route's upstream learns the caller's tenant from; never taken from a client. */

@@ -1,8 +1,8 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { Pool } from 'undici';
-import { BackendRegistry } from '../backends/backend-registry.service';
+import { BackendRegistry } from '../upstreams/backends/backend-registry.service';
 import { GatewayConfig } from '../config/gateway-config';
-import type { BackendConfig } from './backend-state/backend-pool';
+import type { BackendConfig } from '../upstreams/backend-state/backend-pool';
 
 export interface UpstreamClient {
   readonly pool: Pool;

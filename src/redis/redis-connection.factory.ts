@@ -1,6 +1,6 @@
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../config/gateway-config';
-import { parseRedisEndpoints } from './redis-nodes';
+import { parseRedisEndpoints } from '../config/redis-nodes';
 
 /** What RedisService holds: one server or a Sentinel-managed master (`Redis`), or a `Cluster`. */
 export type RedisClient = Redis | Cluster;

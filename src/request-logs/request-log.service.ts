@@ -3,7 +3,7 @@ import { Cron, CronExpression } from '@nestjs/schedule';
 import { GatewayConfig } from '../config/gateway-config';
 import { UrlRedactor } from '../logging/url-redaction';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
-import { FinishedRequest, RequestLifecycleListener, RequestObserver } from '../metrics/request-observer';
+import { FinishedRequest, RequestLifecycleListener, RequestObserver } from '../gateway/request-observer';
 import { BoundedQueue } from './bounded-queue';
 import { LOGGED_ROUTES, RequestLogEntry, loggablePath } from './request-log.entry';
 import { RequestLogPageDto, RequestLogQueryDto } from './request-log.dto';

@@ -1,4 +1,4 @@
-import type { EffectiveLimits } from '../common/http/request-context';
+import type { EffectiveLimits } from '../gateway/caller';
 
 /** A plan's limits and quotas, as the request path needs them. */
 export interface PlanLimits {

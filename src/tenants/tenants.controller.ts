@@ -13,7 +13,7 @@ import { AdminController } from '../admin/admin-controller.decorator';
 import { ErrorResponseDto } from '../common/errors/error-response.dto';
 import { TenantCreateDto, TenantListQueryDto, TenantPageDto, TenantResponseDto, TenantUpdateDto } from './tenant.dto';
 import { TenantsService } from './tenants.service';
-import { UuidParamPipe } from './uuid-param.pipe';
+import { UuidParamPipe } from '../common/http/uuid-param.pipe';
 
 @AdminController('tenants', 'admin: tenants')
 export class TenantsController {

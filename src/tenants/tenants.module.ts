@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { AuthInvalidationModule } from '../auth/invalidation/auth-invalidation.module';
+import { AuthInvalidationModule } from '../change-bus/auth-invalidation.module';
 import { PlansModule } from '../plans/plans.module';
 import { TenantEntity } from './tenant.entity';
 import { TenantsController } from './tenants.controller';

@@ -3,7 +3,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
-import { AuthInvalidationService } from '../auth/invalidation/auth-invalidation.service';
+import { AuthInvalidationService } from '../change-bus/auth-invalidation.service';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { tenantFolder } from '../common/tenant-folder';
 import { GatewayConfig } from '../config/gateway-config';

@@ -5,8 +5,8 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, type IdGenerator, RandomIdGenerator } from '@opentelemetry/sdk-trace-base';
 import { UrlRedactor } from '../logging/url-redaction';
-import type { FinishedRequest } from '../metrics/request-observer';
-import { UNMATCHED_ROUTE } from '../metrics/request-observer';
+import type { FinishedRequest } from '../gateway/request-observer';
+import { UNMATCHED_ROUTE } from '../gateway/request-observer';
 import type { FastifyRequest } from 'fastify';
 
 export interface OtelTracerOptions {

@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { GatewayConfig } from '../config/gateway-config';
-import { FinishedRequest, RequestLifecycleListener, RequestObserver } from '../metrics/request-observer';
+import { FinishedRequest, RequestLifecycleListener, RequestObserver } from '../gateway/request-observer';
 import type { OtelTracer } from './otel-tracer';
 
 /**

@@ -14,16 +14,16 @@ import {
   ApiUnsupportedMediaTypeResponse,
 } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { ApiKeyGuard } from '../auth/api-key.guard';
-import { RequireScope } from '../auth/require-scope.decorator';
+import { ApiKeyGuard } from '../plugins/key-auth/api-key.guard';
+import { RequireScope } from '../plugins/key-auth/require-scope.decorator';
 import { ErrorResponseDto } from '../common/errors/error-response.dto';
 import { PageQueryDto } from '../common/pagination/page.dto';
-import { IpAllowlistGuard } from '../ip-allowlist/ip-allowlist.guard';
-import { ProxyRoutes } from '../proxy/proxy-routes';
-import { QuotaInterceptor } from '../quotas/quota.interceptor';
-import { RateLimitRoute } from '../rate-limit/rate-limit-route.decorator';
-import { RateLimitGuard } from '../rate-limit/rate-limit.guard';
-import { UuidParamPipe } from '../tenants/uuid-param.pipe';
+import { IpAllowlistGuard } from '../plugins/ip-restriction/ip-allowlist.guard';
+import { StreamedBodyRoutes } from './streamed-body-routes';
+import { QuotaInterceptor } from '../plugins/quota/quota.interceptor';
+import { RateLimitRoute } from '../plugins/rate-limiting/rate-limit-route.decorator';
+import { RateLimitGuard } from '../plugins/rate-limiting/rate-limit.guard';
+import { UuidParamPipe } from '../common/http/uuid-param.pipe';
 import { ImagePageDto, ImageResponseDto } from './image.dto';
 import { UploadsService } from './uploads.service';
 
@@ -38,7 +38,7 @@ export const IMAGE_ROUTE = '/api/v1/images/:id';
 export class UploadsController {
   constructor(
     private readonly uploads: UploadsService,
-    routes: ProxyRoutes,
+    routes: StreamedBodyRoutes,
   ) {
     // The upload body must reach the handler as a stream, never parsed or buffered; the proxy's
     // route registry masks its Content-Type for that and names the route for logs and metrics.

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { AdmissionKeys, MONTH_VIEW_GRACE_MS, viewFields } from '../rate-limit/admission-plan';
+import { MONTH_VIEW_GRACE_MS, tenantHashKey, viewFields } from './tenant-view';
 import type { JournalEntry } from './usage-journal';
 import type { UsagePeriod } from './usage-period';
 import { USAGE_REPLAY, USAGE_RESET, USAGE_SEED, USAGE_SETTLE } from './usage.scripts';
@@ -55,17 +55,17 @@ export type SeedOutcome = 'seeded' | 'already' | 'stale';
 
 /** The Redis side of the month views (usage.scripts.ts); on a cluster each tenant's calls go to its slot. */
 export class UsageViewStore {
-  private readonly keys: AdmissionKeys;
-
   constructor(
     private readonly client: Redis | Cluster,
-    keyPrefix: string,
-  ) {
-    this.keys = new AdmissionKeys(keyPrefix);
+    private readonly keyPrefix: string,
+  ) {}
+
+  private tenantKey(tenantId: string): string {
+    return tenantHashKey(this.keyPrefix, tenantId);
   }
 
   async read(tenantId: string, period: UsagePeriod): Promise<ViewFigures | undefined> {
-    const [token, requests, dayRequests, bytes] = await this.client.hmget(this.keys.tenant(tenantId), ...viewFields(period));
+    const [token, requests, dayRequests, bytes] = await this.client.hmget(this.tenantKey(tenantId), ...viewFields(period));
     if (token === null) return undefined;
     return { token, requests: Number(requests ?? 0), dayRequests: Number(dayRequests ?? 0), bytes: Number(bytes ?? 0) };
   }
@@ -75,7 +75,7 @@ export class UsageViewStore {
     const m = period.month;
     const fields: (string | number)[] = [`r:${m}`, base.requests, `by:${m}`, base.bytesIn + base.bytesOut];
     for (const [day, requests] of Object.entries(base.days)) fields.push(`r:${day}`, requests);
-    const reply = await USAGE_SEED.run(this.client, [this.keys.tenant(tenantId)], [m, version, seedToken(), ttlSeconds, ...fields]);
+    const reply = await USAGE_SEED.run(this.client, [this.tenantKey(tenantId)], [m, version, seedToken(), ttlSeconds, ...fields]);
     return reply === 1 ? 'seeded' : reply === 0 ? 'already' : 'stale';
   }
 
@@ -92,14 +92,14 @@ export class UsageViewStore {
   }
 
   async reset(tenantId: string, period: UsagePeriod): Promise<void> {
-    await USAGE_RESET.run(this.client, [this.keys.tenant(tenantId)], [period.month]);
+    await USAGE_RESET.run(this.client, [this.tenantKey(tenantId)], [period.month]);
   }
 
   private async settleGroup(entries: readonly SettleEntry[]): Promise<SettleReply[]> {
     const keys: string[] = [];
     const args: (string | number)[] = [];
     for (const entry of entries) {
-      keys.push(this.keys.tenant(entry.tenantId));
+      keys.push(this.tenantKey(entry.tenantId));
       const m = entry.day.slice(0, 7);
       args.push(`s:${m}`, `r:${m}`, `r:${entry.day}`, `by:${m}`, entry.token, entry.refunds, entry.newRequests, entry.bytesIn + entry.bytesOut);
     }
@@ -115,7 +115,7 @@ export class UsageViewStore {
     const keys: string[] = [];
     const args: (string | number)[] = [];
     for (const item of items) {
-      keys.push(this.keys.tenant(item.tenantId));
+      keys.push(this.tenantKey(item.tenantId));
       // What only PostgreSQL keeps (renders) needs no replay.
       const entries = item.entries.filter((e) => e.requests !== 0 || e.bytesIn !== 0 || e.bytesOut !== 0);
       args.push(item.version, ttlMsFor(entries[0]?.day ?? new Date().toISOString().slice(0, 10)), entries.length);

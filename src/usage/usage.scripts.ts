@@ -1,4 +1,4 @@
-import { LuaScript } from '../rate-limit/admission.scripts';
+import { LuaScript } from '../redis/admission.scripts';
 
 /*
  * The shared month view of a tenant, in the tenant's admission hash `a:{t:<id>}` beside its buckets

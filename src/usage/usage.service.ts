@@ -3,8 +3,8 @@ import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap, 
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
-import type { AdmissionTicket, SettleFigures } from '../rate-limit/admission.types';
-import { ThrottledFailureLog } from '../rate-limit/store-failure-log';
+import type { AdmissionTicket, SettleFigures } from '../gateway/admission';
+import { ThrottledFailureLog } from '../common/throttled-failure-log';
 import { RedisService } from '../redis/redis.service';
 import { UsageFigures } from './usage-figures';
 import { type JournalBatch, UsageJournal, rowsOf } from './usage-journal';

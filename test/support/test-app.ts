@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Client } from 'pg';
 import type { Type } from '@nestjs/common';
-import { createGatewayApp } from '../../src/app.factory';
+import { createGatewayApp } from '../../src/bootstrap/app.factory';
 import { AppModule } from '../../src/app.module';
 import { type LoadedConfig, loadConfig } from '../../src/config/config.loader';
 import { GatewayConfig } from '../../src/config/gateway-config';

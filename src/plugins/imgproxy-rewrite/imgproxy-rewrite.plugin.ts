@@ -3,7 +3,7 @@ import type { GatewayContext } from '../../gateway/context';
 import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
 import { PluginRegistry } from '../../gateway/plugin-registry';
 import type { RouteSpec } from '../../gateway/route-spec';
-import { ImgproxyUrlService } from '../../imgproxy/imgproxy-url.service';
+import { ImgproxyUrlService } from './imgproxy-url.service';
 import type { SignedModeImgproxyPath } from '../../signing/imgproxy-url';
 
 /**

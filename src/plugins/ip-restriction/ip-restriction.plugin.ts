@@ -1,5 +1,5 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { IpAllowlistGuard } from '../../ip-allowlist/ip-allowlist.guard';
+import { IpAllowlistGuard } from './ip-allowlist.guard';
 import type { GatewayContext } from '../../gateway/context';
 import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
 import { PluginRegistry } from '../../gateway/plugin-registry';

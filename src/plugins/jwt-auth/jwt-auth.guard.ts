@@ -1,7 +1,7 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
-import { REQUIRED_SCOPES } from '../../auth/require-scope.decorator';
+import { REQUIRED_SCOPES } from '../key-auth/require-scope.decorator';
 import { GatewayException } from '../../common/errors/gateway.exception';
 import { GatewayMetrics } from '../../metrics/gateway-metrics.service';
 import { JwtAuthService } from './jwt-auth.service';

@@ -1,7 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { AuthInvalidationModule } from '../../auth/invalidation/auth-invalidation.module';
-import { IpAllowlistModule } from '../../ip-allowlist/ip-allowlist.module';
+import { AuthInvalidationModule } from '../../change-bus/auth-invalidation.module';
+import { IpAllowlistModule } from '../ip-restriction/ip-allowlist.module';
 import { TenantEntity } from '../../tenants/tenant.entity';
 import type { JwtAuthConfig } from '../../config/jwt-auth.config';
 import { JwtAuthGuard } from './jwt-auth.guard';

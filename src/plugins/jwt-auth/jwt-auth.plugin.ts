@@ -6,7 +6,7 @@ import { type CompiledSteps, type GatewayPlugin, PRIORITY, type StepOutcome } fr
 import { PluginRegistry } from '../../gateway/plugin-registry';
 import type { RouteSpec } from '../../gateway/route-spec';
 import { GatewayMetrics } from '../../metrics/gateway-metrics.service';
-import { PRE_AUTH_LIMITER, type PreAuthLimiter } from '../../pipeline/pre-auth-limiter';
+import { PRE_AUTH_LIMITER, type PreAuthLimiter } from '../../gateway/pre-auth-limiter';
 import { type JwtCheck, JwtAuthService } from './jwt-auth.service';
 
 /**

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { GatewayException, TENANT_AUTH_CHALLENGE } from '../../common/errors/gateway.exception';
-import type { AuthContext } from '../../common/http/request-context';
+import type { AuthContext } from '../../gateway/caller';
 import { GatewayMetrics } from '../../metrics/gateway-metrics.service';
 import type { JwtAuthConfig } from '../../config/jwt-auth.config';
 import { JWT_REFUSAL_MESSAGE, JWT_SUSPENDED_MESSAGE, type JwtRefusalReason } from './jwt-refusal';

@@ -1,4 +1,4 @@
-import { API_KEY_SCOPES, IMAGE_READ_SCOPE, type ApiKeyScope } from '../../auth/api-key-scopes';
+import { API_KEY_SCOPES, IMAGE_READ_SCOPE, type ApiKeyScope } from '../key-auth/api-key-scopes';
 
 const KNOWN = new Set<string>(API_KEY_SCOPES);
 

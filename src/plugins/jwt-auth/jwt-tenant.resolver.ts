@@ -1,10 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import { AuthInvalidation, AuthInvalidationService } from '../../auth/invalidation/auth-invalidation.service';
-import { LruCache } from '../../auth/lru-cache';
-import { SingleFlight } from '../../auth/single-flight';
-import type { AuthContext } from '../../common/http/request-context';
+import { AuthInvalidation, AuthInvalidationService } from '../../change-bus/auth-invalidation.service';
+import { LruCache } from '../../common/cache/lru-cache';
+import { SingleFlight } from '../../common/cache/single-flight';
+import type { AuthContext } from '../../gateway/caller';
 import { GatewayConfig } from '../../config/gateway-config';
-import { IpAllowlistCache } from '../../ip-allowlist/ip-allowlist.cache';
+import { IpAllowlistCache } from '../ip-restriction/ip-allowlist.cache';
 import { mergeLimits } from '../../tenants/effective-limits';
 import type { TenantStatus } from '../../tenants/tenant.entity';
 import { DEFAULT_JWT_SCOPES } from './jwt-scopes';

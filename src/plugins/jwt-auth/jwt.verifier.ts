@@ -1,9 +1,9 @@
 import { createHash, webcrypto } from 'node:crypto';
 import type { Logger } from '@nestjs/common';
 import { errors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWSHeaderParameters, type JWTPayload, type JWTVerifyOptions } from 'jose';
-import type { ApiKeyScope } from '../../auth/api-key-scopes';
-import { LruCache } from '../../auth/lru-cache';
-import { SingleFlight } from '../../auth/single-flight';
+import type { ApiKeyScope } from '../key-auth/api-key-scopes';
+import { LruCache } from '../../common/cache/lru-cache';
+import { SingleFlight } from '../../common/cache/single-flight';
 import { JwksKeySet, JwksUnavailableError, type JwksStats } from './jwks-key-set';
 import { isHmacAlgorithm, type JwtAuthConfig } from '../../config/jwt-auth.config';
 import type { JwtRefusalReason } from './jwt-refusal';

@@ -1,5 +1,5 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { ApiKeyGuard } from '../../auth/api-key.guard';
+import { ApiKeyGuard } from './api-key.guard';
 import type { GatewayContext } from '../../gateway/context';
 import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
 import { PluginRegistry } from '../../gateway/plugin-registry';

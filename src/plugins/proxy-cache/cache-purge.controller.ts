@@ -10,11 +10,11 @@ import {
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
-import { ApiKeyGuard } from '../../auth/api-key.guard';
-import { RequireScope } from '../../auth/require-scope.decorator';
+import { ApiKeyGuard } from '../key-auth/api-key.guard';
+import { RequireScope } from '../key-auth/require-scope.decorator';
 import { ErrorResponseDto } from '../../common/errors/error-response.dto';
-import { IpAllowlistGuard } from '../../ip-allowlist/ip-allowlist.guard';
-import { RateLimitGuard } from '../../rate-limit/rate-limit.guard';
+import { IpAllowlistGuard } from '../ip-restriction/ip-allowlist.guard';
+import { RateLimitGuard } from '../rate-limiting/rate-limit.guard';
 import { CachePurgeDto, CachePurgeResponseDto } from './cache-purge.dto';
 import { CachePurgeRequests } from './cache-purge.requests';
 

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { AuditService } from '../../audit/audit.service';
-import type { AuthContext } from '../../common/http/request-context';
+import type { AuthContext } from '../../gateway/caller';
 import { TenantsService } from '../../tenants/tenants.service';
 import type { CacheAdminPurgeDto, CachePurgeDto, CachePurgeResponseDto } from './cache-purge.dto';
 import { CachePurgeService } from './cache-purge.service';

@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { AuthModule } from '../../auth/auth.module';
+import { AuthModule } from '../key-auth/auth.module';
 import { TenantsModule } from '../../tenants/tenants.module';
 import { CachePurgeAdminController } from './cache-purge-admin.controller';
 import { CachePurgeController } from './cache-purge.controller';

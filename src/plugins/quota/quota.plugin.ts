@@ -3,7 +3,7 @@ import type { GatewayContext } from '../../gateway/context';
 import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
 import { PluginRegistry } from '../../gateway/plugin-registry';
 import type { RouteSpec } from '../../gateway/route-spec';
-import { AdmissionService } from '../../rate-limit/admission.service';
+import { AdmissionService } from '../rate-limiting/admission.service';
 
 /**
  * The tenant's quotas on every authenticated route: decided by the rate-limiting step's one call

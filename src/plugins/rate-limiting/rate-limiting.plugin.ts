@@ -3,8 +3,8 @@ import type { GatewayContext } from '../../gateway/context';
 import { type CompiledSteps, type GatewayPlugin, PRIORITY, type StepOutcome } from '../../gateway/plugin';
 import { PluginRegistry } from '../../gateway/plugin-registry';
 import type { RouteSpec } from '../../gateway/route-spec';
-import { AdmissionService } from '../../rate-limit/admission.service';
-import type { AdmissionResult } from '../../rate-limit/admission.types';
+import { AdmissionService } from './admission.service';
+import type { AdmissionResult } from '../../gateway/admission';
 
 /**
  * Every rate-limit bucket of the request (the caller's, the route's own, the route's capacity),

@@ -4,7 +4,7 @@ import type { GatewayContext } from '../../gateway/context';
 import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
 import { PluginRegistry } from '../../gateway/plugin-registry';
 import type { RouteSpec } from '../../gateway/route-spec';
-import { applyHeaderEdit, compileHeaderEdit } from './header-edit';
+import { applyHeaderEdit, compileHeaderEdit } from '../../proxy/header-edit';
 
 /**
  * `headers.response` of a route: headers set or removed on the upstream's (or the cache's) answer

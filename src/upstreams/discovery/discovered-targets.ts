@@ -1,5 +1,5 @@
 import { isIPv6 } from 'node:net';
-import type { BackendConfig } from '../../proxy/backend-state/backend-pool';
+import type { BackendConfig } from '../backend-state/backend-pool';
 
 /** One backend found in DNS. */
 export interface DiscoveredTarget {

@@ -1,6 +1,0 @@
-import { Module } from '@nestjs/common';
-import { RateLimitingPlugin } from './rate-limiting.plugin';
-
-/** RateLimitGuard comes from the global rate-limit module. */
-@Module({ providers: [RateLimitingPlugin] })
-export class RateLimitingModule {}
