@@ -1,4 +1,4 @@
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,37 @@ export class ConfigFile {
     const next = `${this.path}.tmp`;
     writeFileSync(next, text);
     renameSync(next, this.path);
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A configuration file mounted the way Kubernetes mounts a ConfigMap: `gateway.yaml` is a symlink
+ * to `..data/gateway.yaml`, `..data` a symlink to a versioned directory, and an update writes a
+ * new directory and swaps `..data` by rename (kubelet's atomic writer). The file's own name never
+ * sees an event; only `..data` does.
+ */
+export class MountedConfigFile {
+  readonly dir = mkdtempSync(join(tmpdir(), 'igw-configmap-'));
+  readonly path = join(this.dir, 'gateway.yaml');
+  private version = 0;
+
+  constructor(content: Record<string, unknown>) {
+    this.write(content);
+    symlinkSync(join('..data', 'gateway.yaml'), this.path);
+  }
+
+  write(content: Record<string, unknown>): void {
+    const previous = this.version > 0 ? join(this.dir, `..v${this.version}`) : undefined;
+    const next = `..v${++this.version}`;
+    mkdirSync(join(this.dir, next));
+    writeFileSync(join(this.dir, next, 'gateway.yaml'), stringify(content));
+    symlinkSync(next, join(this.dir, '..data_tmp'));
+    renameSync(join(this.dir, '..data_tmp'), join(this.dir, '..data'));
+    if (previous) rmSync(previous, { recursive: true, force: true });
   }
 
   remove(): void {
