@@ -60,8 +60,12 @@ export function createFastifyAdapter(config: GatewayConfig): FastifyAdapter {
   return adapter;
 }
 
-/** A check the first hook runs on every request, before routing decides anything and before any body is read. */
-export type EarlyCheck = (request: FastifyRequest) => GatewayException | undefined;
+/**
+ * A check the first hook runs on every request, before routing decides anything and before any
+ * body is read, and the WebSocket entry on every upgrade (which no Fastify hook sees). It reads
+ * the request's context only (client address, headers), so both can call it.
+ */
+export type EarlyCheck = (ctx: GatewayContext) => GatewayException | undefined;
 
 const EARLY_CHECKS = new WeakMap<FastifyInstance, EarlyCheck[]>();
 
@@ -74,6 +78,16 @@ export function addEarlyCheck(fastify: FastifyInstance, check: EarlyCheck): void
   const checks = EARLY_CHECKS.get(fastify);
   if (!checks) throw new Error('installRequestHooks() must run before early checks are added');
   checks.push(check);
+}
+
+/** The first early check's refusal of a request that no Fastify hook sees (a WebSocket upgrade), or undefined. */
+export function earlyRefusal(fastify: FastifyInstance, ctx: GatewayContext): GatewayException | undefined {
+  const checks = EARLY_CHECKS.get(fastify) ?? [];
+  for (let i = 0; i < checks.length; i++) {
+    const refusal = checks[i](ctx);
+    if (refusal !== undefined) return refusal;
+  }
+  return undefined;
 }
 
 /**
@@ -98,7 +112,7 @@ export function installRequestHooks(fastify: FastifyInstance, config: GatewayCon
     (request.raw as RawWithState).gw = state;
     reply.header('x-request-id', request.id);
     for (let i = 0; i < checks.length; i++) {
-      const refusal = checks[i](request);
+      const refusal = checks[i](state);
       if (refusal !== undefined) {
         sendRefusal(reply, refusal);
         return;
