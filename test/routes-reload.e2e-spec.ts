@@ -1,8 +1,9 @@
+import { SignJWT } from 'jose';
 import { GatewayProcess, freePort, spawnGateway, waitUntilReady } from './support/gateway-process';
 import { TestBackend, rawRequest, startBackend, waitFor } from './support/http-backends';
 import { metricValue } from './support/metrics';
 import { ConfigFile, MountedConfigFile, errorOf } from './support/routes';
-import { HIGH_RATE_LIMIT_CONFIG, HIGH_RATE_LIMIT_ENV, adminClient } from './support/tenants';
+import { HIGH_RATE_LIMIT_CONFIG, HIGH_RATE_LIMIT_ENV, UNLIMITED, adminClient, createTenantWithKey } from './support/tenants';
 import { TestApp, createTestApp, createTestDatabase } from './support/test-app';
 import { TEST_REDIS_URL, databaseUrl, redisRunPrefix } from './support/test-env';
 
@@ -98,12 +99,19 @@ describe('route reload, in process (e2e)', () => {
     expect(await table()).toEqual(before);
     expect((await rawRequest(gw.url, '/first/x')).body.toString()).toBe('two');
 
+    // A header rule the request path could not write (a name with a space) is a configuration error.
+    file.write(routesConfig(one, two, [{ name: 'first', path: '/first/*', upstream: 'two', auth: 'none', headers: { response: { set: { 'Bad Name': 'x' } } } }]));
+    const badHeader = await gw.admin('/admin/v1/routes/reload', { method: 'POST' });
+    expect(((await badHeader.json()) as { error: { details: string[] } }).error.details).toEqual([
+      'routes.0.headers.response.set: "Bad Name" is not a header name',
+    ]);
+
     file.write('routes: [ this is : not yaml');
     expect((await gw.admin('/admin/v1/routes/reload', { method: 'POST' })).status).toBe(400);
     file.write(routesConfig(one, two, [{ name: 'first', path: '/first/*', upstream: 'missing', auth: 'none' }]));
     const unknown = await gw.admin('/admin/v1/routes/reload', { method: 'POST' });
     expect(((await unknown.json()) as { error: { details: string[] } }).error.details).toContain('routes[0].upstream: no upstream named "missing"');
-    expect(await reloads('failure')).toBeGreaterThanOrEqual(failures + 3);
+    expect(await reloads('failure')).toBeGreaterThanOrEqual(failures + 4);
     expect((await table()).version).toBe(before.version);
     expect((await rawRequest(gw.url, '/first/x')).body.toString()).toBe('two');
   });
@@ -137,6 +145,25 @@ describe('route reload, in process (e2e)', () => {
     const old = await inFlight;
     expect([old.status, old.body.toString(), old.headers['x-chain']]).toEqual([200, 'finished on one', 'old']);
     one.handler = (_req, res) => res.end(one.name);
+  });
+
+  it('takes a new auth.jwt with the routes: the old secret is refused, the new one admitted', async () => {
+    const tenant = await createTenantWithKey(gw, { ...UNLIMITED });
+    const sign = (secret: string) =>
+      new SignJWT({ tenant: tenant.tenantId, exp: Math.floor(Date.now() / 1000) + 60 }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
+    const withJwt = (secret: string) => ({
+      ...routesConfig(one, two, [{ name: 'jwt', path: '/jwt/*', upstream: 'one', auth: 'jwt' }]),
+      auth: { jwt: { algorithms: ['HS256'], secret } },
+    });
+    const before = 'the-first-hs256-secret-of-32-bytes-or-more';
+    const after = 'the-rotated-hs256-secret-of-32-bytes-or-more';
+    file.write(withJwt(before));
+    expect((await gw.admin('/admin/v1/routes/reload', { method: 'POST' })).status).toBe(200);
+    const call = async (secret: string) => (await rawRequest(gw.url, '/jwt/x', { headers: { authorization: `Bearer ${await sign(secret)}` } })).status;
+    expect(await call(before)).toBe(200);
+    file.write(withJwt(after));
+    expect((await gw.admin('/admin/v1/routes/reload', { method: 'POST' })).status).toBe(200);
+    expect([await call(before), await call(after)]).toEqual([401, 200]);
   });
 });
 
