@@ -29,6 +29,7 @@ describe('configured routes (e2e)', () => {
         ...HIGH_RATE_LIMIT_CONFIG,
         backends: [{ name: imgproxy.name, url: imgproxy.url, weight: 1 }],
         healthCheck: { intervalSeconds: 3600 },
+        imageRoutes: { header: { cors: { origins: [ORIGIN] }, headers: { response: { set: { 'X-Image-Route': 'header' } } } } },
         upstreams: { app: { backends: [{ name: app.name, url: app.url }] } },
         routes: [
           {
@@ -105,10 +106,12 @@ describe('configured routes (e2e)', () => {
       expect(app.hits + imgproxy.hits).toBe(before);
     });
 
-    it('serves only GET and HEAD on the image routes', async () => {
+    it('serves only GET and HEAD on the image routes (and OPTIONS for CORS where it is on)', async () => {
       for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+        const signed = await rawRequest(gw.url, `/t/${tenant.keyId}/sig/plain/local:///a.jpg`, { method });
+        expect([method, signed.status, signed.headers.allow]).toEqual([method, 405, 'GET, HEAD']);
         const res = await rawRequest(gw.url, '/i/insecure/plain/local:///a.jpg', { method, headers: key() });
-        expect([method, res.status, res.headers.allow]).toEqual([method, 405, 'GET, HEAD']);
+        expect([method, res.status, res.headers.allow]).toEqual([method, 405, 'GET, HEAD, OPTIONS']);
       }
       const head = await rawRequest(gw.url, '/i/insecure/plain/local:///a.jpg', { method: 'HEAD', headers: key() });
       expect(head.status).toBe(200);
@@ -274,6 +277,17 @@ describe('configured routes (e2e)', () => {
       // A route without CORS leaves Vary alone.
       const other = await rawRequest(gw.url, '/items/7');
       expect(other.headers.vary).toBe('Accept');
+    });
+
+    it('takes the same CORS and header rules on the image routes', async () => {
+      const path = '/i/insecure/plain/local:///a.jpg';
+      const preflight = await rawRequest(gw.url, path, { method: 'OPTIONS', headers: { origin: ORIGIN, 'access-control-request-method': 'GET', 'access-control-request-headers': 'x-api-key' } });
+      expect([preflight.status, preflight.headers['access-control-allow-origin'], preflight.headers['access-control-allow-methods']]).toEqual([204, ORIGIN, 'GET, HEAD']);
+      const image = await rawRequest(gw.url, path, { headers: { ...key(), origin: ORIGIN } });
+      expect([image.status, image.headers['access-control-allow-origin'], image.headers['x-image-route']]).toEqual([200, ORIGIN, 'header']);
+      // The signed route has rules of its own (none here).
+      const signed = await rawRequest(gw.url, `/t/${tenant.keyId}/sig/plain/local:///a.jpg`, { method: 'OPTIONS', headers: { origin: ORIGIN, 'access-control-request-method': 'GET' } });
+      expect(signed.status).toBe(405);
     });
 
     it('answers an OPTIONS that is no preflight with 405 on a route that does not list OPTIONS', async () => {

@@ -230,14 +230,21 @@ describe('upstream DNS discovery (e2e)', () => {
     });
     dns.set('s1.billing.internal', { A: ['127.0.0.1'] });
     dns.set('s2.billing.internal', { A: ['127.0.0.1'] });
+    dns.set('checked.internal', { A: ['127.0.0.2', '127.0.0.4'] });
     gw = await createTestApp({
       config: {
         ...HIGH_RATE_LIMIT_CONFIG,
         upstreams: {
           users: { discovery: { dns: 'users.internal', port: a2.port, intervalSeconds: 1, resolver: dns.address, timeoutMs: 200 } },
           billing: { discovery: { srv: '_http._tcp.billing.internal', intervalSeconds: 1, resolver: dns.address, timeoutMs: 200 } },
+          // 127.0.0.4 has no server: its health checks fail.
+          checked: {
+            discovery: { dns: 'checked.internal', port: a2.port, intervalSeconds: 1, resolver: dns.address, timeoutMs: 200 },
+            healthCheck: { path: '/health', intervalSeconds: 1, timeoutSeconds: 1, unhealthyThreshold: 1, healthyThreshold: 1 },
+          },
         },
         routes: [
+          { name: 'checked', path: '/checked/*', upstream: 'checked', auth: 'none' },
           { name: 'users', path: '/users/*', upstream: 'users', auth: 'none' },
           { name: 'billing', path: '/billing/*', upstream: 'billing', auth: 'none' },
         ],
@@ -282,5 +289,12 @@ describe('upstream DNS discovery (e2e)', () => {
     expect(tally(await servedBy(gw, '/billing/x', 6))).toEqual({ s1: 3, s2: 3 });
     dns.set('_http._tcp.billing.internal', { SRV: [{ priority: 10, weight: 1, port: s2.port, target: 's2.billing.internal' }] });
     await waitFor('s1 to leave', async () => (await servedBy(gw, '/billing/x', 4)).every((name) => name === 's2'));
+  });
+
+  it('health-checks every discovered address: one that does not answer takes no traffic', async () => {
+    const down = `backend="checked-127.0.0.4-${a2.port}",pool="checked"`;
+    await waitFor('the silent address marked down', async () => (await metricValue(gw, 'gateway_backend_up', down)) === 0);
+    expect(tally(await servedBy(gw, '/checked/x', 6))).toEqual({ a2: 6 });
+    expect(await metricValue(gw, 'gateway_backend_up', `backend="checked-127.0.0.2-${a2.port}",pool="checked"`)).toBe(1);
   });
 });
