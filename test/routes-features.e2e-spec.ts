@@ -46,7 +46,7 @@ describe('configured routes (e2e)', () => {
             },
           },
           { name: 'items', path: '/items/:id', methods: ['GET', 'DELETE'], upstream: 'app', auth: 'none' },
-          { name: 'open', path: '/open/*', upstream: 'app', auth: 'none', maxBodyBytes: 1024 * 1024, cors: { origins: ['*'] } },
+          { name: 'open', path: '/open/*', upstream: 'app', auth: 'none', maxBodyBytes: 16 * 1024 * 1024, cors: { origins: ['*'] } },
           { name: 'upload', path: '/upload/*', methods: ['POST', 'PUT'], upstream: 'app', auth: 'api-key', stripPrefix: '/upload', maxBodyBytes: 64 * 1024 },
           { name: 'slow', path: '/slow/*', upstream: 'app', auth: 'none', timeoutSeconds: 1, retries: 0 },
           { name: 'split-read', path: '/split/*', methods: ['GET'], upstream: 'app', auth: 'none' },
@@ -300,7 +300,7 @@ describe('configured routes (e2e)', () => {
   describe('bodies', () => {
     it('streams a large body to the upstream and its echo back', async () => {
       app.handler = echoHandler;
-      const body = randomBytes(600 * 1024);
+      const body = randomBytes(8 * 1024 * 1024);
       const res = await gw.fetch('/open/echo', { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
       expect(res.status).toBe(200);
       const echoed = Buffer.from(await res.arrayBuffer());

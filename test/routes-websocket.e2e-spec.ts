@@ -125,7 +125,7 @@ describe('WebSocket routes (e2e)', () => {
   });
 
   it('pipes an authenticated upgrade both ways to the backend, path stripped, tenant told', async () => {
-    const opened = await open(`${base}/live/feed?room=7`, { 'x-api-key': tenant.key });
+    const opened = await open(`${base}/live/feed?room=7`, { 'x-api-key': tenant.key, 'x-gateway-tenant': '00000000-0000-4000-8000-000000000000' });
     if (!('socket' in opened)) throw new Error(`refused: ${JSON.stringify(opened.body)}`);
     const { socket, messages } = opened;
     await waitFor('the greeting', () => messages.length === 1);
