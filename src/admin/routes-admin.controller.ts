@@ -19,6 +19,12 @@ export class RouteResponseDto {
   @ApiProperty() websocket: boolean;
   @ApiPropertyOptional({ description: 'The route’s own limits: a capacity bucket for all callers and/or one per caller.' })
   rateLimit?: Record<string, unknown>;
+  @ApiProperty({ description: 'Largest request body; 0: the route takes none.', example: 1048576 }) maxBodyBytes: number;
+  @ApiPropertyOptional({ description: 'Upstream timeout; absent: the proxy defaults.', example: 5 }) timeoutSeconds?: number;
+  @ApiProperty({ description: 'Failover attempts for idempotent requests without a body.', example: 2 }) retries: number;
+  @ApiPropertyOptional({ description: 'The route’s CORS policy, as configured.' }) cors?: Record<string, unknown>;
+  @ApiPropertyOptional({ description: 'Header rules (request and response set/remove), as configured.' }) headers?: Record<string, unknown>;
+  @ApiPropertyOptional({ description: 'Response cache of a configured route.', example: { ttlSeconds: 60 } }) cache?: { ttlSeconds: number };
 }
 
 export class RouteTableResponseDto {
@@ -67,8 +73,15 @@ function describe(route: CompiledRoute): RouteResponseDto {
     auth: spec.auth,
     steps: [...route.steps],
     websocket: spec.websocket,
+    maxBodyBytes: spec.maxBodyBytes,
+    retries: spec.retries,
   };
   if (spec.stripPrefix) dto.stripPrefix = spec.stripPrefix;
   if (limits.capacity || limits.perCaller) dto.rateLimit = { bucket: limits.bucket, capacity: limits.capacity, perCaller: limits.perCaller, policy: limits.policy };
+  if (spec.timeoutMs !== undefined) dto.timeoutSeconds = spec.timeoutMs / 1000;
+  // What the operator wrote, so the table reads back like the file.
+  if (spec.cors) dto.cors = { ...spec.cors };
+  if (spec.headers) dto.headers = { ...spec.headers };
+  if (spec.cacheTtlSeconds !== undefined) dto.cache = { ttlSeconds: spec.cacheTtlSeconds };
   return dto;
 }

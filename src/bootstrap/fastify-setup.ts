@@ -5,16 +5,15 @@ import type { Duplex } from 'node:stream';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayConfig } from '../config/gateway-config';
-import { GatewayContext, contextFor } from '../gateway/context';
+import { GatewayContext, RawWithState, contextFor } from '../gateway/context';
 import { sendRefusal, writeRefusalToSocket } from '../common/errors/refusal-writer';
 import { refusals } from '../common/errors/refusals';
 import { CidrMatcher } from '../common/net/cidr';
 import { allowedMethods } from '../common/http/allowed-methods';
-import { earlyChecksOf } from '../common/http/early-checks';
+import { earlyChecksOf } from '../gateway/early-checks';
 import { clientErrorRefusal } from '../common/http/client-error';
 import { jsonNestingExceeds } from '../common/http/json-body';
 import { RandomHexPool } from '../common/http/random-hex';
-import { RawWithState } from '../gateway/context';
 import { needsSecurityHeaders, applySecurityHeaders } from '../common/http/security-headers';
 import { requestIdFor } from '../common/http/request-id';
 
@@ -81,7 +80,7 @@ export function installRequestHooks(fastify: FastifyInstance, config: GatewayCon
     (request.raw as RawWithState).gw = state;
     reply.header('x-request-id', request.id);
     for (let i = 0; i < checks.length; i++) {
-      const refusal = checks[i](request);
+      const refusal = checks[i](state);
       if (refusal !== undefined) {
         sendRefusal(reply, refusal);
         return;

@@ -1,5 +1,6 @@
 import { plainToInstance } from 'class-transformer';
-import { RouteConfig, UpstreamConfig, routeProblems, staticPrefixOf } from './routes.config';
+import { validateSync } from 'class-validator';
+import { RouteConfig, UpstreamConfig, headerSetProblems, routeProblems, staticPrefixOf } from './routes.config';
 
 const route = (plain: Record<string, unknown>) => plainToInstance(RouteConfig, { name: 'r', path: '/api/*', upstream: 'users', ...plain });
 const upstreams = { users: plainToInstance(UpstreamConfig, { backends: [{ name: 'u1', url: 'http://127.0.0.1:1' }] }) };
@@ -47,5 +48,27 @@ describe('staticPrefixOf', () => {
     expect(staticPrefixOf('/api/users/:id')).toBe('/api/users/');
     expect(staticPrefixOf('/api/*')).toBe('/api/');
     expect(staticPrefixOf('/health')).toBe('/health');
+  });
+});
+
+describe('headerSetProblems', () => {
+  it('accepts header names with string or number values', () => {
+    expect(headerSetProblems({ 'X-Frame-Options': 'DENY', 'X-Count': 5, Host: 'users.internal', 'X-Empty': '' })).toEqual([]);
+  });
+
+  it('refuses what the request path could not write: bad names, control characters, framing headers', () => {
+    expect(headerSetProblems({ 'Bad Name': 'x', 'X-A': 'a\r\nInjected: b', 'X-B': { nested: true }, 'Content-Length': '1', Connection: 'close' })).toEqual([
+      '"Bad Name" is not a header name',
+      'the value of "X-A" holds a line break or another control character',
+      'the value of "X-B" must be a string',
+      '"Content-Length" frames the message or the connection and cannot be set',
+      '"Connection" frames the message or the connection and cannot be set',
+    ]);
+    expect(headerSetProblems(['X-A'])).toEqual(['must be a mapping of header name to value']);
+  });
+
+  it('is what validation says of a route’s header rules', () => {
+    const bad = route({ headers: { response: { set: { 'Bad Name': 'x' } } } });
+    expect(JSON.stringify(validateSync(bad))).toContain('is not a header name');
   });
 });

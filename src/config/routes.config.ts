@@ -8,7 +8,6 @@ import {
   IsBoolean,
   IsIn,
   IsInt,
-  IsObject,
   IsOptional,
   IsString,
   Matches,
@@ -16,6 +15,7 @@ import {
   MaxLength,
   Min,
   ValidateNested,
+  registerDecorator,
 } from 'class-validator';
 
 /**
@@ -55,9 +55,46 @@ export class CorsConfig {
   @IsOptional() @IsInt() @Min(0) @Max(86_400) maxAgeSeconds?: number;
 }
 
+/**
+ * Headers a rule may not set: they frame the message or describe one connection, so a value from
+ * the configuration would corrupt the stream (a wrong Content-Length) or the connection.
+ */
+const UNSETTABLE_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length']);
+/** What Node accepts in a header value (RFC 9110 field-value): no CR, LF, NUL or other controls but HTAB. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * What is wrong with a `set:` map, one message per header; empty when every name is a header
+ * name and every value (a string or a number) is a valid header value. Checked with the rest of
+ * the configuration, because the request path writes these as they are: a bad name there is an
+ * exception in the middle of a response.
+ */
+export function headerSetProblems(set: unknown): string[] {
+  if (typeof set !== 'object' || set === null || Array.isArray(set)) return ['must be a mapping of header name to value'];
+  const problems: string[] = [];
+  for (const [name, value] of Object.entries(set as Record<string, unknown>)) {
+    if (!HEADER_NAME.test(name)) problems.push(`"${name}" is not a header name`);
+    else if (UNSETTABLE_HEADERS.has(name.toLowerCase())) problems.push(`"${name}" frames the message or the connection and cannot be set`);
+    if (typeof value !== 'string' && typeof value !== 'number') problems.push(`the value of "${name}" must be a string`);
+    else if (!HEADER_VALUE.test(String(value))) problems.push(`the value of "${name}" holds a line break or another control character`);
+  }
+  return problems;
+}
+
+function IsHeaderSet(): PropertyDecorator {
+  return (target, propertyName) =>
+    registerDecorator({
+      name: 'isHeaderSet',
+      target: target.constructor,
+      propertyName: propertyName as string,
+      options: { message: (args) => headerSetProblems(args.value).join('; ') },
+      validator: { validate: (value: unknown) => headerSetProblems(value).length === 0 },
+    });
+}
+
 export class HeaderEditConfig {
   /** Header name → value, set (replacing) on the message. */
-  @IsOptional() @IsObject() set?: Record<string, string>;
+  @IsOptional() @IsHeaderSet() set?: Record<string, string>;
   @IsOptional() @IsArray() @Matches(HEADER_NAME, { each: true, message: 'each header must be a header name' }) remove?: string[];
 }
 

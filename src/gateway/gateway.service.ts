@@ -1,6 +1,6 @@
-import { type FSWatcher, watch } from 'node:fs';
+import { type FSWatcher, readFileSync, realpathSync, watch } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { basename, dirname } from 'node:path';
+import { dirname, sep } from 'node:path';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { refusals } from '../common/errors/refusals';
 import { ConfigError, type ConfigSource } from '../config/config.loader';
@@ -45,6 +45,8 @@ export class GatewayService implements OnApplicationBootstrap, OnApplicationShut
   private compileOptions: CompileOptions = {};
   /** What the files said at start (before the process filled in runtime values), to tell what a reload changed. */
   private loaded?: GatewayConfig;
+  /** The files' bytes as the last load read them: a watch event reloads only when they differ. */
+  private onDisk = new Map<string, string | undefined>();
 
   constructor(
     private readonly plugins: PluginRegistry,
@@ -57,6 +59,7 @@ export class GatewayService implements OnApplicationBootstrap, OnApplicationShut
   onApplicationBootstrap(): void {
     this.table = compileRouteTable(this.config, this.plugins, ++this.version, this.compileOptions);
     if (!this.source) return;
+    this.onDisk = readFiles(this.source.files);
     try {
       this.loaded = this.source.load();
     } catch {
@@ -149,6 +152,8 @@ export class GatewayService implements OnApplicationBootstrap, OnApplicationShut
     if (!this.source) return { ok: false, problems: ['this instance was configured in code, not from files'] };
     let next: GatewayConfig;
     let table: RouteTable;
+    // Read before loading: a change landing in between differs from this and reloads again.
+    this.onDisk = readFiles(this.source.files);
     try {
       next = this.source.load();
       table = compileRouteTable(next, this.plugins, this.version + 1, this.compileOptions);
@@ -170,20 +175,32 @@ export class GatewayService implements OnApplicationBootstrap, OnApplicationShut
     return { ok: true, version: table.version };
   }
 
-  /** Watches the directories (editors replace files by rename) and debounces bursts of events. */
+  /**
+   * Watches the files' directories, not the files: editors replace a file by rename, and a
+   * Kubernetes ConfigMap mount swaps a `..data` symlink without any event naming the file itself.
+   * So any event in a directory (debounced) compares the files' bytes with the last load's, and
+   * reloads only when they changed. A symlinked file's target directory is watched too when it
+   * lies elsewhere (an edit in place there names no file of the watched directory).
+   */
   private watch(files: readonly string[]): void {
-    const byDirectory = new Map<string, Set<string>>();
+    const directories = new Set<string>();
     for (const file of files) {
-      const names = byDirectory.get(dirname(file)) ?? new Set<string>();
-      names.add(basename(file));
-      byDirectory.set(dirname(file), names);
-    }
-    for (const [directory, names] of byDirectory) {
+      const directory = dirname(file);
+      directories.add(directory);
       try {
-        const watcher = watch(directory, (_event, name) => {
-          if (name !== null && !names.has(String(name))) return;
+        const target = dirname(realpathSync(file));
+        if (target !== directory && !target.startsWith(directory + sep)) directories.add(target);
+      } catch {
+        // Gone already: the directory's events still tell when it comes back.
+      }
+    }
+    for (const directory of directories) {
+      try {
+        const watcher = watch(directory, () => {
           clearTimeout(this.debounce);
-          this.debounce = setTimeout(() => void this.reload('file change'), 200);
+          this.debounce = setTimeout(() => {
+            if (this.changedOnDisk()) void this.reload('file change');
+          }, 200);
         });
         watcher.on('error', (error) => this.logger.warn(`watching ${directory} stopped: ${error.message}`));
         watcher.unref();
@@ -193,6 +210,26 @@ export class GatewayService implements OnApplicationBootstrap, OnApplicationShut
       }
     }
   }
+
+  private changedOnDisk(): boolean {
+    if (!this.source) return false;
+    const now = readFiles(this.source.files);
+    for (const [file, content] of now) if (this.onDisk.get(file) !== content) return true;
+    return false;
+  }
+}
+
+/** Each file's content, undefined when it cannot be read (removed, mid-swap). */
+function readFiles(files: readonly string[]): Map<string, string | undefined> {
+  const contents = new Map<string, string | undefined>();
+  for (const file of files) {
+    try {
+      contents.set(file, readFileSync(file, 'utf8'));
+    } catch {
+      contents.set(file, undefined);
+    }
+  }
+  return contents;
 }
 
 /** Top-level keys whose values differ, outside what a reload applies. */

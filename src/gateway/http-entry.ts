@@ -5,6 +5,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 import { GatewayException } from '../common/errors/gateway.exception';
 import { allowedMethods } from '../common/http/allowed-methods';
+import { earlyRefusal } from './early-checks';
 import { requestIdFor } from '../common/http/request-id';
 import { RandomHexPool } from '../common/http/random-hex';
 import { CidrMatcher } from '../common/net/cidr';
@@ -63,17 +64,24 @@ export class GatewayHttpEntry implements OnModuleInit {
     });
     this.gateway.nestMethodsAt = (url) => allowedMethods(fastify, url);
     const server = fastify.server as Server;
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head, fastify));
   }
 
   /**
    * A WebSocket upgrade: the route must say `websocket: true`; its access steps (authentication,
    * IP lists, limits, quota) run as for any request, then the socket is piped to a backend.
    */
-  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, fastify: FastifyInstance): void {
     socket.on('error', () => socket.destroy());
     const ctx = contextFor(req, requestIdFor(req), this.trustedProxies, this.ids);
     ctx.req = req;
+    // What the first request hook does for every other request (the IP deny list).
+    const early = earlyRefusal(fastify, ctx);
+    if (early) {
+      ctx.routeTemplate = UNMATCHED_ROUTE;
+      writeToSocket(socket, ctx, early);
+      return;
+    }
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const match = this.gateway.current().match(req.method ?? 'GET', query === -1 ? url : url.slice(0, query));

@@ -16,6 +16,8 @@ export interface TestBackendOptions {
   handler?: BackendHandler;
   /** Fixed port, e.g. to bring a backend back on the address the gateway knows. */
   port?: number;
+  /** Loopback address to listen on (127.0.0.2 and up are distinct hosts to DNS discovery); default 127.0.0.1. */
+  host?: string;
 }
 
 /**
@@ -37,15 +39,17 @@ export class TestBackend {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
   port = 0;
+  readonly host: string;
 
   constructor(options: TestBackendOptions = {}) {
     this.name = options.name ?? 'backend';
     this.handler = options.handler ?? ((_req, res) => res.end(this.name));
     this.port = options.port ?? 0;
+    this.host = options.host ?? '127.0.0.1';
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   /** Image requests that reached this backend, newest last. */
@@ -75,7 +79,7 @@ export class TestBackend {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });
-    server.listen(this.port, '127.0.0.1');
+    server.listen(this.port, this.host);
     await once(server, 'listening');
     this.port = (server.address() as AddressInfo).port;
     this.server = server;

@@ -12,7 +12,7 @@ import { CorsPolicy } from './cors-policy';
  * preflight carries no credentials, so it is answered here, before authentication, with 204 and
  * the allow headers, or none for a disallowed origin. An actual request from an allowed origin
  * gets `Access-Control-Allow-Origin` on whatever answer is written, refusals included, so a page
- * can read the error; `Vary: Origin` is merged into the response's own Vary.
+ * can read the error; `Vary: Origin` is merged into the response's own Vary on every answer.
  */
 @Injectable()
 export class CorsPlugin implements GatewayPlugin, OnModuleInit {
@@ -47,8 +47,10 @@ export class CorsPlugin implements GatewayPlugin, OnModuleInit {
         if (headers) for (let i = 0; i < headers.length; i += 2) ctx.header(headers[i], headers[i + 1]);
         return undefined;
       },
-      response: (ctx: GatewayContext, _status: number, headers: OutgoingHttpHeaders) => {
-        if (ctx.req!.headers.origin !== undefined) headers.vary = mergeVary(headers.vary, 'Origin');
+      // Every answer of a CORS route depends on Origin (with it or without it), so a shared cache
+      // must never hand one origin's answer, or a no-CORS answer, to another.
+      response: (_ctx: GatewayContext, _status: number, headers: OutgoingHttpHeaders) => {
+        headers.vary = mergeVary(headers.vary, 'Origin');
       },
     };
   }
