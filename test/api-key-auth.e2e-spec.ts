@@ -107,6 +107,16 @@ describe('API-key authentication (real PostgreSQL and Redis)', () => {
     expect((await me(a, { 'x-api-key': key.key })).status).toBe(200);
   });
 
+  it('remembers a verified secret only for that secret: others of the same length are still refused', async () => {
+    const key = await createKey();
+    expect((await me(a, { 'x-api-key': key.key })).status).toBe(200);
+    const secret = key.key.slice(-32);
+    const flipped = `${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}`;
+    const res = await me(a, { 'x-api-key': `igw_${key.keyId}_${flipped}` });
+    expect(res.status).toBe(401);
+    expect((await me(a, { 'x-api-key': key.key })).status).toBe(200);
+  });
+
   it('ignores ?api_key= unless allowQueryKey is on', async () => {
     const key = await createKey();
     expect((await a.fetch(`/api/v1/me?api_key=${key.key}`)).status).toBe(401);

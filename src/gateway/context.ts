@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring';
 import { traceContextFor } from '../common/http/request-id';
-import type { CidrMatcher } from '../common/net/cidr';
+import { CidrMatcher } from '../common/net/cidr';
 import { resolveClientIp } from '../common/net/client-ip';
 import type { AdmissionResult } from './admission';
 import type { AuthContext } from './caller';
@@ -184,8 +184,22 @@ export interface TraceIds {
  */
 export function contextFor(req: IncomingMessage, requestId: string, trustedProxies: CidrMatcher, ids: TraceIds): GatewayContext {
   const trace = traceContextFor(req.headers.traceparent, ids);
-  const clientIp = resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies);
+  const clientIp = trustedProxies.size === 0 ? socketAddressOf(req) : resolveClientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxies);
   const ctx = new GatewayContext(requestId, clientIp, trace.traceId, trace.traceparent);
   ctx.req = req;
   return ctx;
+}
+
+const SOCKET_ADDRESS = Symbol('gw.socketAddress');
+const NO_PROXIES = new CidrMatcher([]);
+
+/**
+ * Without trusted proxies the client address is the socket's, which a keep-alive connection keeps
+ * for all its requests: normalised once per connection rather than once per request.
+ */
+function socketAddressOf(req: IncomingMessage): string {
+  const socket = req.socket as IncomingMessage['socket'] & { [SOCKET_ADDRESS]?: string };
+  let address = socket[SOCKET_ADDRESS];
+  if (address === undefined) socket[SOCKET_ADDRESS] = address = resolveClientIp(socket.remoteAddress, undefined, NO_PROXIES);
+  return address;
 }

@@ -20,17 +20,24 @@ export const PRE_AUTH_LIMITER = Symbol('PRE_AUTH_LIMITER');
  * signature would never meet the IP limit, and one address could guess secrets without end.
  * Over the limit the caller gets the 429 instead of the 401. Valid requests pay nothing extra.
  */
-export async function chargingRefusals<T>(
+export function chargingRefusals<T>(
   limiter: PreAuthLimiter | undefined,
   request: AuthenticationRequest,
-  authenticate: () => Promise<T>,
-): Promise<T> {
+  authenticate: () => T | Promise<T>,
+): T | Promise<T> {
+  let result: T | Promise<T>;
   try {
-    return await authenticate();
+    result = authenticate();
   } catch (error) {
-    if (limiter && (error as { code?: unknown }).code === 'unauthorized' && !request.gw.ipLimited) {
-      await limiter.beforeKeyLookup(request);
-    }
-    throw error;
+    return charged(limiter, request, error);
   }
+  // An authentication decided at once (a cached key) stays synchronous.
+  return result instanceof Promise ? result.catch((error: unknown) => charged(limiter, request, error)) : result;
+}
+
+async function charged(limiter: PreAuthLimiter | undefined, request: AuthenticationRequest, error: unknown): Promise<never> {
+  if (limiter && (error as { code?: unknown }).code === 'unauthorized' && !request.gw.ipLimited) {
+    await limiter.beforeKeyLookup(request);
+  }
+  throw error;
 }

@@ -31,8 +31,12 @@ export class ApiKeyGuard implements CanActivate {
    * The guard's logic without Nest's execution context, for the compiled chain: authenticates
    * (refusals charged to the client IP's bucket), sets `request.gw.auth`, checks `scopes`.
    */
-  async authenticate(request: AuthenticationRequest, scopes: readonly string[]): Promise<AuthContext> {
-    const auth = await chargingRefusals(this.limiter, request, () => this.keys.authenticate(request));
+  authenticate(request: AuthenticationRequest, scopes: readonly string[]): AuthContext | Promise<AuthContext> {
+    const auth = chargingRefusals(this.limiter, request, () => this.keys.authenticate(request));
+    return auth instanceof Promise ? auth.then((settled) => this.withScopes(settled, scopes)) : this.withScopes(auth, scopes);
+  }
+
+  private withScopes(auth: AuthContext, scopes: readonly string[]): AuthContext {
     if (scopes.length > 0) this.keys.assertScopes(auth, scopes);
     return auth;
   }

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { GatewayException, TENANT_AUTH_CHALLENGE } from '../../common/errors/gateway.exception';
 import type { AuthContext, EffectiveLimits } from '../../gateway/caller';
@@ -36,6 +37,8 @@ interface CachedKey {
   signedUrlAuth: AuthContext;
   /** The current signing pair first, then the previous one during a rotation; built once per fill. */
   signers: readonly ImgproxySigner[];
+  /** The secret presented last time it verified (docs/tenants-and-keys.md): bytes compared instead of an HMAC. */
+  verifiedSecret?: Buffer;
 }
 
 export interface SigningKeyResolution {
@@ -110,18 +113,40 @@ export class ApiKeyService {
    * (with WWW-Authenticate, one message whatever the reason) or 403 `forbidden` for a
    * suspended tenant, which is only said to a caller holding a valid key.
    */
-  async authenticate(request: AuthenticationRequest): Promise<AuthContext> {
+  authenticate(request: AuthenticationRequest): AuthContext | Promise<AuthContext> {
     const presented = this.presentedKey(request);
     if (presented === undefined) throw this.refuse('missing');
     const parsed = parseApiKey(presented);
     if (!parsed) throw this.refuse('malformed');
-    const entry = await this.lookup(parsed.keyId, request);
-    if (!entry) throw this.refuse('unknown');
-    if (!verifySecret(this.pepper, parsed.secret, entry.secretHash)) throw this.refuse('bad_secret');
+    // A cached key is decided at once, without a promise: the hot path.
+    const cached = this.keys.get(parsed.keyId);
+    if (cached) return this.accept(cached, parsed.secret, request);
+    return this.lookup(parsed.keyId, request).then((entry) => {
+      if (!entry) throw this.refuse('unknown');
+      return this.accept(entry, parsed.secret, request);
+    });
+  }
+
+  private accept(entry: CachedKey, secret: string, request: AuthenticationRequest): AuthContext {
+    if (!this.secretMatches(entry, secret)) throw this.refuse('bad_secret');
     this.checkUsable(entry);
     this.lastUsed.mark(entry.keyId);
     request.gw.auth = entry.auth;
     return entry.auth;
+  }
+
+  /**
+   * The HMAC of the presented secret against the stored one, once per cache entry: a secret that
+   * verified is kept on the entry (process memory, for the entry's TTL), and later requests with it
+   * are a constant-time byte comparison. A different secret still pays the HMAC, and never replaces
+   * the kept one unless it verifies.
+   */
+  private secretMatches(entry: CachedKey, secret: string): boolean {
+    const known = entry.verifiedSecret;
+    if (known !== undefined && known.length === secret.length && timingSafeEqual(Buffer.from(secret, 'latin1'), known)) return true;
+    if (!verifySecret(this.pepper, secret, entry.secretHash)) return false;
+    entry.verifiedSecret = Buffer.from(secret, 'latin1');
+    return true;
   }
 
   /**

@@ -28,7 +28,12 @@ export class KeyAuthPlugin implements GatewayPlugin, OnModuleInit {
     if (route.auth !== 'api-key') return undefined;
     const scopes = route.scopes;
     const guard = this.guard;
-    return { access: (ctx: GatewayContext) => guard.authenticate(ctx, scopes).then(passed) };
+    return {
+      access: (ctx: GatewayContext) => {
+        const auth = guard.authenticate(ctx, scopes);
+        return auth instanceof Promise ? auth.then(passed) : undefined;
+      },
+    };
   }
 }
 
