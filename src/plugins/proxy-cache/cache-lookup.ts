@@ -25,6 +25,16 @@ export interface CacheRequest {
   readonly requestHeaders: IncomingHttpHeaders;
   /** The route's TTL; `cache.defaultTtlSeconds` when absent. The response may shorten it, never lengthen it. */
   readonly ttlSeconds?: number;
+  /**
+   * The route passes a backend's Set-Cookie on (configured routes): kept on an answer that is
+   * never shared or stored, i.e. the leader's own. Off for the image routes.
+   */
+  readonly keepCookies?: boolean;
+}
+
+/** Where the body bytes an answer writes are counted as they go (the request context's `bytesOut`). */
+export interface ByteSink {
+  bytesOut: number;
 }
 
 /**
@@ -32,8 +42,9 @@ export interface CacheRequest {
  * headers, feeding what it receives into the fill (`feedFill` does it for an undici response).
  * Called by the cache when this request leads a fetch, and again when a coalesced request turns
  * out to need a fetch of its own (its Vary values differ, or the shared response was private).
+ * `request` is the one passed to `lookup` for that request, so one function can serve a route.
  */
-export type UpstreamFetch = (fill: CacheFill) => void;
+export type UpstreamFetch = (fill: CacheFill, request: CacheRequest) => void;
 
 /** An answer the cache writes (a stored entry, or a fetch streaming to its waiters). */
 export interface CacheResponse {
@@ -44,18 +55,20 @@ export interface CacheResponse {
   /**
    * Writes the answer with one `writeHead` (the stored headers, Content-Length, Age,
    * X-Cache-Status, then `extraHeaders`: flat name/value pairs such as the request id and rate-limit
-   * headers) and returns the body bytes written. A hit is synchronous; a fetch resolves when its
-   * body has been written, and rejects when the fetch failed (the connection is then cut, unless
-   * nothing was written yet, so the caller can still answer the error).
+   * headers, which win over stored ones) and returns the body bytes written. A hit is
+   * synchronous; a fetch resolves when its body has been written (or the client left), and
+   * rejects when the fetch failed (the connection is then cut, unless nothing was written yet, so
+   * the caller can still answer the error). A fetch also adds each chunk to `sink` as it is
+   * written, for accounting that runs when the response closes, before this promise settles.
    */
-  respond(res: ServerResponse, extraHeaders?: readonly string[], onHeaders?: HeadersHook): number | Promise<number>;
+  respond(res: ServerResponse, extraHeaders?: readonly string[], onHeaders?: HeadersHook, sink?: ByteSink): number | Promise<number>;
 }
 
 /** A fresh entry in memory: answer now. */
 export interface CacheHit extends CacheResponse {
   readonly kind: 'hit';
   readonly status: 'HIT';
-  respond(res: ServerResponse, extraHeaders?: readonly string[], onHeaders?: HeadersHook): number;
+  respond(res: ServerResponse, extraHeaders?: readonly string[], onHeaders?: HeadersHook, sink?: ByteSink): number;
 }
 
 /**
