@@ -58,6 +58,17 @@ export class GatewayContext implements RequestState {
   /** Slot of the cache step for the proxy step (the fill of a coalesced miss). */
   cache: unknown = undefined;
   cacheStatus: 'HIT' | 'MISS' | 'BYPASS' | undefined = undefined;
+  /**
+   * The image source the sandbox approved (`local:///tenants/<id>/a.jpg`, `https://...`), set by
+   * the imgproxy rewrite: what the cache matches purge prefixes against.
+   */
+  imageSource: string | undefined = undefined;
+  /**
+   * An image backend answered this very request: its own proxied request, or the fetch it led
+   * for the cache. False for a cache hit, and for a request that joined another's fetch (one
+   * render served several clients). Usage counts renders from it.
+   */
+  rendered = false;
   /** Status written by the gateway itself (refusals, 5xx of the proxy), for refunds and logs. */
   gatewayStatus = 0;
   private endHooks: EndHook[] | undefined = undefined;

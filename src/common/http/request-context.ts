@@ -51,6 +51,8 @@ export interface RequestState {
   ipLimited?: boolean;
   /** Response headers decided before the handler (rate-limit and quota headers). */
   responseHeaders?: Record<string, string | number>;
+  /** X-Cache-Status of a request on a cached route (docs/cache.md). */
+  cacheStatus?: 'HIT' | 'MISS' | 'BYPASS';
 }
 
 declare module 'fastify' {
