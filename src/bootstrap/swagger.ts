@@ -21,6 +21,7 @@ export const TAG_ORDER: ReadonlyArray<{ name: string; description: string }> = [
   { name: 'admin: plans', description: 'Limits and quotas tenants inherit unless overridden.' },
   { name: 'admin: IP allowlists', description: 'Per tenant: the client addresses its keys may be used from.' },
   { name: 'admin: routes', description: 'The live route table (image routes and configured routes) and a reload on demand.' },
+  { name: 'admin: cache', description: "Drop a tenant's cached images on every instance." },
   { name: 'health', description: 'Probes for load balancers and Kubernetes; unauthenticated.' },
 ];
 
