@@ -4,12 +4,19 @@
  * consumption, the store-failure policies against a Redis we kill, and the Redis round trips a
  * request costs.
  */
+import { Logger } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
 import { randomBase62 } from '../src/auth/api-key-format';
 import { ApiKeyService } from '../src/auth/api-key.service';
+import { ADMIT_SCRIPT } from '../src/rate-limit/admission.scripts';
 import { RedisService } from '../src/redis/redis.service';
+import { USAGE_SETTLE } from '../src/usage/usage.scripts';
 import { UsageService } from '../src/usage/usage.service';
+import { ImgproxySigner } from '../src/signing/imgproxy-signature';
 import { OwnRedis, type Tenant, createProbedApp, createTenant } from './quota-probe';
-import type { TestApp } from './support/test-app';
+import { type TestBackend, startBackend } from './support/http-backends';
+import { createTenantWithKey } from './support/tenants';
+import { type TestApp, createTestApp } from './support/test-app';
 
 const roomyIp = { rateLimit: { ip: { perMinute: 1_000_000 } } };
 const probe = (gw: TestApp, tenant: Tenant, query = '') => gw.fetch(`/probe${query}`, { headers: { 'x-api-key': tenant.key } });
@@ -57,7 +64,9 @@ describe('rate limits across two instances', () => {
     expect(first.headers.get('x-ratelimit-remaining')).toBe('9');
     // One token of a 10/min bucket refills in 6 s: the bucket is full again then.
     expect(first.headers.get('x-ratelimit-reset')).toBe('6');
-    expect(first.headers.get('ratelimit-policy')).toBe('"ip";q=1000000;w=60, "tenant";q=10;w=60, "tenant-hour";q=100;w=3600, "route";q=5000;w=60');
+    // The caller's own buckets only: the IP bucket guards the pre-authentication path, and the
+    // route's capacity is shared by every tenant (telling its level would tell others' traffic).
+    expect(first.headers.get('ratelimit-policy')).toBe('"tenant";q=10;w=60, "tenant-hour";q=100;w=3600');
     expect(first.headers.get('ratelimit')).toBe('"tenant";r=9;t=6');
     expect(first.headers.get('retry-after')).toBeNull();
 
@@ -80,7 +89,8 @@ describe('rate limits across two instances', () => {
     for (let i = 0; i < 3; i++) statuses.push((await probe(i % 2 ? a : b, tenant)).status);
     for (let i = 0; i < 4; i++) statuses.push((await probe(i % 2 ? a : b, tenant)).status);
     expect(statuses).toEqual([200, 200, 200, 429, 429, 429, 429]);
-    await Promise.all([a.app.get(UsageService).settled(), b.app.get(UsageService).settled()]);
+    // Each instance writes its own counts to PostgreSQL.
+    await Promise.all([a.app.get(UsageService).flush(), b.app.get(UsageService).flush()]);
     // The usage call itself is a tenant request: its bucket is empty as well.
     const limited = await a.fetch('/api/v1/usage', { headers: { 'x-api-key': tenant.key } });
     expect(limited.status).toBe(429);
@@ -114,17 +124,129 @@ describe('IP limit', () => {
   });
 });
 
-describe('all or nothing', () => {
+describe('the IP bucket guards the pre-authentication path only', () => {
+  let backend: TestBackend;
+  let gw: TestApp;
+  const image = '/rs:fit:100:100/plain/local:///cat.png';
+
+  beforeAll(async () => {
+    backend = await startBackend({
+      name: 'pool',
+      handler: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'image/png', 'content-length': '9' });
+        res.end('png-bytes');
+      },
+    });
+    // The default IP bucket (100/min) and plan (1000/min): nothing raised for the test.
+    gw = await createTestApp({ config: { backends: [{ name: 'pool', url: backend.url, weight: 1 }], healthCheck: { intervalSeconds: 3600 } } });
+  });
+  afterAll(async () => {
+    await gw.close();
+    await backend.stop();
+  });
+
+  it('lets 150 signed thumbnails and 150 keyed requests from one address through, within the plan', async () => {
+    const tenant = await createTenantWithKey(gw, { scopes: ['images:read'] });
+    const signed = `/t/${tenant.keyId}${new ImgproxySigner(tenant.signingKey, tenant.signingSalt).signPath(image)}`;
+    // A gallery page: the browser loads its thumbnails at once.
+    const thumbnails = await Promise.all(Array.from({ length: 150 }, () => gw.fetch(signed)));
+    expect(thumbnails.map((res) => res.status)).toEqual(Array(150).fill(200));
+    // A tenant's server behind one egress address.
+    const keyed = await Promise.all(Array.from({ length: 150 }, () => gw.fetch(`/i/insecure${image}`, { headers: { 'x-api-key': tenant.key } })));
+    expect(keyed.map((res) => res.status)).toEqual(Array(150).fill(200));
+    expect(keyed[0].headers.get('ratelimit-policy')).toBe('"tenant";q=1000;w=60, "tenant-hour";q=10000;w=3600');
+    // The pre-authentication path from the same address still has its own bucket: the first
+    // requests of each key were key-cache misses (at most two tokens), the rest are left.
+    const statuses: number[] = [];
+    for (let i = 0; i < 101; i++) statuses.push((await gw.fetch(`/i/insecure${image}`)).status);
+    expect(statuses.filter((s) => s === 401).length).toBeGreaterThanOrEqual(98);
+    expect(statuses.at(-1)).toBe(429);
+  });
+});
+
+describe('an optional per-IP cap on authenticated requests', () => {
   let gw: TestApp;
 
   beforeAll(async () => {
-    gw = await createProbedApp({ config: { rateLimit: { ip: { perMinute: 4 } } } });
+    gw = await createProbedApp({ config: { rateLimit: { ipAuthenticated: { perMinute: 5 } } } });
   });
   afterAll(async () => {
     await gw.close();
   });
 
-  it('takes no IP token for a request the tenant bucket refuses', async () => {
+  it('refuses the address over its cap with scope ip, whichever tenant it sends', async () => {
+    const first = await createTenant(gw);
+    const second = await createTenant(gw);
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await probe(gw, i % 2 ? second : first)).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+    const refused = await probe(gw, first);
+    expect((await refused.json()).error).toMatchObject({ code: 'rate_limited', scope: 'ip' });
+    expect(refused.headers.get('ratelimit-policy')).toContain('"ip";q=5;w=60');
+  });
+});
+
+describe('every authenticated route is rate limited', () => {
+  let gw: TestApp;
+
+  beforeAll(async () => {
+    gw = await createProbedApp({ config: roomyIp });
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  it('limits GET /api/v1/me by the tenant buckets', async () => {
+    const tenant = await createTenant(gw, { rateLimits: { perMinute: 3 } });
+    const me = () => gw.fetch('/api/v1/me', { headers: { 'x-api-key': tenant.key } });
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await me()).status);
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    const refused = await me();
+    expect((await refused.json()).error).toMatchObject({ code: 'rate_limited', scope: 'tenant' });
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    // The same buckets as its image requests: they are spent too.
+    expect((await probe(gw, tenant)).status).toBe(429);
+  });
+
+  it('limits the tenant image list of the uploads API', async () => {
+    const tenant = await createTenant(gw, { rateLimits: { perMinute: 1 } });
+    const list = () => gw.fetch('/api/v1/images', { headers: { 'x-api-key': tenant.key } });
+    expect((await list()).status).not.toBe(429);
+    expect((await list()).status).toBe(429);
+  });
+});
+
+describe('route capacity', () => {
+  it('warns at start when a plan alone could fill a route', async () => {
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    const gw = await createProbedApp({ config: { rateLimit: { routes: { proxy: { perMinute: 4000 } } } } });
+    try {
+      const lines = warn.mock.calls.map(([message]) => String(message));
+      // The largest plan (pro, 5000/min) could fill the proxy capacity on its own; uploads (20000) are fine.
+      expect(lines.filter((line) => /route proxy: capacity 4000\/min is below plan pro \(5000\/min\)/.test(line))).toHaveLength(1);
+      expect(lines.some((line) => /route upload: capacity/.test(line))).toBe(false);
+      // Compiling the route for its first request does not warn again.
+      await probe(gw, await createTenant(gw));
+      expect(warn.mock.calls.filter(([message]) => /route proxy: capacity/.test(String(message)))).toHaveLength(1);
+    } finally {
+      warn.mockRestore();
+      await gw.close();
+    }
+  });
+});
+
+describe('all or nothing', () => {
+  let gw: TestApp;
+
+  beforeAll(async () => {
+    gw = await createProbedApp({ config: { ...roomyIp, rateLimit: { ...roomyIp.rateLimit, routes: { proxy: { perMinute: 4 } } } } });
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  it('takes no capacity token for a request the tenant bucket refuses', async () => {
     const first = await createTenant(gw, { rateLimits: { perMinute: 2 } });
     const second = await createTenant(gw, { rateLimits: { perMinute: 100 } });
     expect((await probe(gw, first)).status).toBe(200);
@@ -134,12 +256,14 @@ describe('all or nothing', () => {
       expect(refused.status).toBe(429);
       expect((await refused.json()).error.scope).toBe('tenant');
     }
-    // The IP (4/min) spent 2 tokens, not 5: another tenant from the same address gets the other 2.
+    // The route (4/min) spent 2 tokens, not 5: another tenant gets the other 2.
     expect((await probe(gw, second)).status).toBe(200);
     expect((await probe(gw, second)).status).toBe(200);
-    const third = await probe(gw, second);
-    expect(third.status).toBe(429);
-    expect((await third.json()).error.scope).toBe('ip');
+    // Then the route is at capacity: the service's state, not the caller's fault.
+    const full = await probe(gw, second);
+    expect(full.status).toBe(503);
+    expect((await full.json()).error).toMatchObject({ code: 'unavailable', retryAfter: expect.any(Number) });
+    expect(Number(full.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 });
 
@@ -148,36 +272,79 @@ describe('Redis round trips', () => {
 
   beforeAll(async () => {
     gw = await createProbedApp({ config: { ...roomyIp, usage: { flushIntervalSeconds: 3600 } } });
+    // The batch goes out when the test asks (settled()), so what it counts is deterministic.
+    gw.app.get(SchedulerRegistry).deleteInterval('usage-batch');
   });
   afterAll(async () => {
     await gw.close();
   });
 
-  it('costs a cached-key request exactly two: limits + quota counters together, then the count', async () => {
-    const tenant = await createTenant(gw);
-    const usage = gw.app.get(UsageService);
-    // Warm up: caches the key and seeds the month's counters.
-    expect((await probe(gw, tenant)).status).toBe(200);
-    await usage.settled();
+  /** The commands in RESP socket writes, as "name [script sha]". */
+  function commandsIn(writes: readonly string[]): string[] {
+    const commands: string[] = [];
+    for (const write of writes) {
+      for (const match of write.matchAll(/\*\d+\r\n\$\d+\r\n([a-z]+)\r\n(?:\$40\r\n([0-9a-f]{40})\r\n)?/gi)) {
+        commands.push(match[2] ? `${match[1].toLowerCase()} ${match[2]}` : match[1].toLowerCase());
+      }
+    }
+    return commands;
+  }
+
+  /** Socket writes of the command connection naming the tenant (every key of its requests does). */
+  function recordWrites(tenant: Tenant): { writes: string[]; stop: () => void } {
     const stream = (gw.app.get(RedisService).client as unknown as { stream: { write: (chunk: unknown, ...rest: unknown[]) => boolean } }).stream;
     const write = stream.write;
-    const commands: string[] = [];
+    const writes: string[] = [];
     stream.write = function (chunk: unknown, ...rest: unknown[]) {
       const text = String(chunk);
-      // Only this tenant's traffic: every hot-path key names the tenant.
-      if (text.includes(tenant.id)) commands.push(text);
+      if (text.includes(tenant.id)) writes.push(text);
       return write.call(this, chunk, ...rest);
     };
+    return { writes, stop: () => (stream.write = write) };
+  }
+
+  it('costs a cached-key request one round trip, its bytes going out with the next batch', async () => {
+    const tenant = await createTenant(gw);
+    const usage = gw.app.get(UsageService);
+    // Warm up: caches the key and seeds the month view.
+    expect((await probe(gw, tenant)).status).toBe(200);
+    await usage.settled();
+    const recorder = recordWrites(tenant);
     try {
       const res = await probe(gw, tenant, '?out=123');
       expect(res.status).toBe(200);
+      // Before the response: one EVALSHA (every bucket, the quota check, the count), nothing else.
+      expect(recorder.writes).toHaveLength(1);
+      expect(commandsIn(recorder.writes)).toEqual([`evalsha ${ADMIT_SCRIPT.sha1}`]);
       await usage.settled();
+      expect(commandsIn(recorder.writes)).toEqual([`evalsha ${ADMIT_SCRIPT.sha1}`, `evalsha ${USAGE_SETTLE.sha1}`]);
     } finally {
-      stream.write = write;
+      recorder.stop();
     }
-    expect(commands).toHaveLength(2);
-    expect(commands[0]).toMatch(/EVALSHA[\s\S]*HMGET/i);
-    expect(commands[1]).toMatch(/EVALSHA/i);
+    const report = await (await gw.fetch('/api/v1/usage', { headers: { 'x-api-key': tenant.key } })).json();
+    expect(report.bandwidthBytes.used).toBe(123);
+  });
+
+  it('sends the bytes of many requests in one batch call', async () => {
+    const tenant = await createTenant(gw);
+    const usage = gw.app.get(UsageService);
+    expect((await probe(gw, tenant)).status).toBe(200);
+    await usage.settled();
+    const recorder = recordWrites(tenant);
+    try {
+      const responses = await Promise.all(Array.from({ length: 10 }, () => probe(gw, tenant, '?out=10')));
+      expect(responses.map((res) => res.status)).toEqual(Array(10).fill(200));
+      await usage.settled();
+      // Ten admissions (automatic pipelining may share socket writes between them), one batch.
+      const commands = commandsIn(recorder.writes);
+      expect(commands.filter((c) => c === `evalsha ${ADMIT_SCRIPT.sha1}`)).toHaveLength(10);
+      expect(commands.filter((c) => c !== `evalsha ${ADMIT_SCRIPT.sha1}`)).toEqual([`evalsha ${USAGE_SETTLE.sha1}`]);
+    } finally {
+      recorder.stop();
+    }
+    const report = await (await gw.fetch('/api/v1/usage', { headers: { 'x-api-key': tenant.key } })).json();
+    expect(report.bandwidthBytes.used).toBe(100);
+    expect(report.requests.used).toBe(11);
   });
 });
 
@@ -218,7 +385,7 @@ describe('store failure policies', () => {
       await eventually(async () => client.status === 'ready');
       expect((await probe(gw, tenant)).status).toBe(200);
       // Back on Redis: the tenant's bucket exists there again (the restarted server started empty).
-      expect(await client.exists(`${gw.redisPrefix}rl:{t:${tenant.id}}:60`)).toBe(1);
+      expect(await client.hexists(`${gw.redisPrefix}a:{t:${tenant.id}}`, 'b:60')).toBe(1);
       await usage.settled();
       await usage.flush();
       // 1 before, 5 during the outage (flushed straight to PostgreSQL), 1 after: nothing lost or doubled.

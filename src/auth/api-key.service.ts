@@ -192,16 +192,26 @@ export class ApiKeyService {
     const cached = this.keys.get(keyId);
     if (cached) return cached;
     if (this.unknown.get(keyId)) return undefined;
-    // Charged per request that misses, before PostgreSQL: floods of random keys stop here.
-    if (request && this.preAuthLimiter) {
-      await this.preAuthLimiter.beforeKeyLookup(request);
-      // A concurrent lookup may have finished while the limiter answered: use its result
-      // rather than start a second lookup once its in-flight promise is gone.
-      const loaded = this.keys.get(keyId);
-      if (loaded) return loaded;
-      if (this.unknown.get(keyId)) return undefined;
+    const limiter = request && this.preAuthLimiter;
+    if (!limiter) return this.flight.run(keyId, () => this.load(keyId));
+    // The database lookup is what the client IP's bucket pays for, once per lookup: requests
+    // waiting for one already under way (a page of thumbnails signed with one key, all arriving
+    // while the key is not cached yet) pay nothing. A flood of random key ids still starts, and
+    // pays for, a lookup each.
+    let started = false;
+    const lookup = this.flight.run(keyId, async () => {
+      started = true;
+      await limiter.beforeKeyLookup(request);
+      return this.load(keyId);
+    });
+    try {
+      return await lookup;
+    } catch (error) {
+      // Another address's lookup was refused by its own bucket: this caller asks under its own.
+      if (started || (error as { code?: unknown }).code !== 'rate_limited') throw error;
+      await limiter.beforeKeyLookup(request);
+      return this.flight.run(keyId, () => this.load(keyId));
     }
-    return this.flight.run(keyId, () => this.load(keyId));
   }
 
   private async load(keyId: string): Promise<CachedKey | undefined> {

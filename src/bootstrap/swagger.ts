@@ -20,8 +20,8 @@ export const TAG_ORDER: ReadonlyArray<{ name: string; description: string }> = [
   { name: 'admin: audit log', description: 'Every admin write: who, what, when, before and after.' },
   { name: 'admin: plans', description: 'Limits and quotas tenants inherit unless overridden.' },
   { name: 'admin: IP allowlists', description: 'Per tenant: the client addresses its keys may be used from.' },
+  { name: 'admin: cache', description: 'Purging cached images of a tenant on every instance.' },
   { name: 'admin: routes', description: 'The live route table (image routes and configured routes) and a reload on demand.' },
-  { name: 'admin: cache', description: "Drop a tenant's cached images on every instance." },
   { name: 'health', description: 'Probes for load balancers and Kubernetes; unauthenticated.' },
 ];
 

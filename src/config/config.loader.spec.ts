@@ -28,7 +28,11 @@ describe('loadConfig', () => {
     expect(config.server.host).toBe('0.0.0.0');
     expect(config.healthCheck.intervalSeconds).toBe(30);
     expect(config.rateLimit.ip.perMinute).toBe(100);
-    expect(config.rateLimit.routes.proxy.perMinute).toBe(5000);
+    // The image routes' capacity: 4x the largest shipped plan (pro, 5000/min), exact by default.
+    expect(config.rateLimit.routes.proxy).toMatchObject({ perMinute: 20000, policy: 'exact' });
+    expect(config.rateLimit.routes.upload).toMatchObject({ perMinute: 20000, perCaller: { perMinute: 600 } });
+    expect(config.rateLimit.ipAuthenticated.perMinute).toBeUndefined();
+    expect(config.usage.batchIntervalMs).toBe(250);
     expect(config.plans.map((p) => p.name)).toEqual(['free', 'pro']);
     expect(config.database.embeddedDir).toBe(join('data', 'pg'));
   });

@@ -42,6 +42,8 @@ const ENV_KEYS: Record<string, { path: string; kind: 'string' | 'int' | 'list' |
   CACHE_DIR: { path: 'cache.dir', kind: 'string' },
   CACHE_MEMORY_MAX_BYTES: { path: 'cache.memoryMaxBytes', kind: 'int' },
   CACHE_DISK_MAX_BYTES: { path: 'cache.diskMaxBytes', kind: 'int' },
+  RATE_LIMIT_PROXY_POLICY: { path: 'rateLimit.routes.proxy.policy', kind: 'string' },
+  RATE_LIMIT_IP_AUTHENTICATED_PER_MINUTE: { path: 'rateLimit.ipAuthenticated.perMinute', kind: 'int' },
   LOG_LEVEL: { path: 'logging.level', kind: 'string' },
   METRICS_TOKEN: { path: 'metrics.token', kind: 'string' },
   OTEL_EXPORTER_OTLP_ENDPOINT: { path: 'tracing.otlpEndpoint', kind: 'string' },

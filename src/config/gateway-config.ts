@@ -193,16 +193,51 @@ function perMinute(value: number): WindowLimitConfig {
   return Object.assign(new WindowLimitConfig(), { perMinute: value });
 }
 
-/** Route-level buckets, shared by all tenants (docs/rate-limits-and-quotas.md). */
+/**
+ * One route's limits (docs/rate-limits-and-quotas.md). The window figures are the route's capacity,
+ * one bucket shared by every caller: when it runs out the answer is 503 `unavailable`, since the
+ * service is full and the caller did nothing wrong. `perCaller` adds a bucket per tenant on this
+ * route (429 `rate_limited`, scope `route`). `policy` says how the buckets are kept: `exact` (one
+ * atomic Redis call per request) or `local-sync` (counted in process, synced every
+ * `rateLimit.localSync.intervalMs`).
+ */
+export class RouteLimitConfig extends WindowLimitConfig {
+  @IsOptional() @ValidateNested() @Type(() => WindowLimitConfig) perCaller?: WindowLimitConfig;
+  @IsIn(['exact', 'local-sync']) policy: 'exact' | 'local-sync' = 'exact';
+}
+
+function routeLimit(capacityPerMinute: number, perCallerPerMinute?: number): RouteLimitConfig {
+  const limit = Object.assign(new RouteLimitConfig(), { perMinute: capacityPerMinute });
+  if (perCallerPerMinute !== undefined) limit.perCaller = perMinute(perCallerPerMinute);
+  return limit;
+}
+
+/**
+ * The routes of the Nest controllers (`@RateLimitRoute(name)`). Capacities default to 4x the
+ * largest plan's per-minute figure, so no tenant within its plan can fill one alone.
+ */
 export class RouteLimitsConfig {
-  @ValidateNested() @Type(() => WindowLimitConfig) proxy = perMinute(5000);
-  @ValidateNested() @Type(() => WindowLimitConfig) upload = perMinute(600);
+  @ValidateNested() @Type(() => RouteLimitConfig) proxy = routeLimit(20_000);
+  /** Uploads cost disk and CPU: each tenant gets its own share besides the shared capacity. */
+  @ValidateNested() @Type(() => RouteLimitConfig) upload = routeLimit(20_000, 600);
+}
+
+export class LocalSyncConfig {
+  /** How often `local-sync` buckets are written to Redis and read back. */
+  @IsInt() @Min(100) @Max(1000) intervalMs = 200;
 }
 
 export class RateLimitConfig {
   @IsBoolean() enabled = true;
+  /**
+   * The client IP's bucket on the pre-authentication path only: requests without a key, with an
+   * unknown key, a wrong secret or a bad signature, key-cache misses, and open routes.
+   */
   @ValidateNested() @Type(() => WindowLimitConfig) ip = perMinute(100);
+  /** A per-IP cap on authenticated requests as well; off (empty) by default. */
+  @ValidateNested() @Type(() => WindowLimitConfig) ipAuthenticated = new WindowLimitConfig();
   @ValidateNested() @Type(() => RouteLimitsConfig) routes = new RouteLimitsConfig();
+  @ValidateNested() @Type(() => LocalSyncConfig) localSync = new LocalSyncConfig();
   @IsIn(['local', 'allow', 'deny']) onStoreFailure: 'local' | 'allow' | 'deny' = 'local';
 }
 
@@ -222,8 +257,10 @@ export class PlanSeedConfig {
 }
 
 export class UsageConfig {
-  /** Redis counters are written to PostgreSQL this often; a crash loses at most this much. */
+  /** Each instance writes its counts to PostgreSQL this often; a crash loses at most this much. */
   @IsInt() @Min(1) @Max(3600) flushIntervalSeconds = 5;
+  /** Bytes, renders and refunds reach the shared month view in batches this often. */
+  @IsInt() @Min(10) @Max(250) batchIntervalMs = 250;
 }
 
 export class RequestLogsConfig {

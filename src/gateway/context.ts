@@ -4,6 +4,7 @@ import type { CidrMatcher } from '../common/net/cidr';
 import { resolveClientIp } from '../common/net/client-ip';
 import { traceContextFor } from '../common/http/request-id';
 import type { AuthContext, RequestState } from '../common/http/request-context';
+import type { AdmissionResult } from '../rate-limit/admission.types';
 import type { CompiledRoute } from './route-table';
 
 /** Runs once when the response has ended or the client went away; `aborted` tells which. */
@@ -54,7 +55,7 @@ export class GatewayContext implements RequestState {
   /** Slot of the authentication step for the imgproxy rewrite (the verified, parsed image path). */
   image: unknown = undefined;
   /** Slot of the rate-limiting step for the quota step (the one admission call's result). */
-  admission: unknown = undefined;
+  admission: AdmissionResult | undefined = undefined;
   /** Slot of the cache step for the proxy step (the fill of a coalesced miss). */
   cache: unknown = undefined;
   cacheStatus: 'HIT' | 'MISS' | 'BYPASS' | undefined = undefined;

@@ -83,9 +83,9 @@ function imageRoute(config: GatewayConfig, mode: 'header' | 'signed'): RouteSpec
     limits: {
       // Both image routes draw on the one `proxy` capacity bucket of rateLimit.routes.
       bucket: HEADER_MODE_ROUTE,
-      capacity: { perMinute: capacity.perMinute, perHour: capacity.perHour, burst: capacity.burst },
-      perCaller: extra.rateLimit && extra.rateLimit.by !== 'route' ? windowOf(extra.rateLimit) : undefined,
-      policy: extra.rateLimit?.policy ?? 'exact',
+      capacity: extra.rateLimit?.by === 'route' ? windowOf(extra.rateLimit) : { perMinute: capacity.perMinute, perHour: capacity.perHour, burst: capacity.burst },
+      perCaller: extra.rateLimit && extra.rateLimit.by !== 'route' ? windowOf(extra.rateLimit) : capacity.perCaller,
+      policy: extra.rateLimit?.policy ?? capacity.policy,
     },
     countsTowardQuota: true,
     maxBodyBytes: 0,

@@ -1,9 +1,10 @@
 import type { AuthenticationRequest } from '../common/http/request-context';
 
 /**
- * Consumes the client IP's bucket before a key is looked up in PostgreSQL (docs/proxy-and-backends.md), so a
- * flood of random keys is cut before it costs database queries. Provided by the rate-limit
- * module; the auth guard calls it only on a key-cache miss, so a cached key pays nothing.
+ * Charges the client IP's bucket of the pre-authentication path (docs/rate-limits-and-quotas.md)
+ * before a key is looked up in PostgreSQL, so a flood of random keys is cut before it costs
+ * database queries. Provided by the rate-limit module; the auth guard calls it only on a key-cache
+ * miss, so a cached key pays nothing, and authenticated requests never spend this bucket.
  * Throws the 429 GatewayException itself when the IP is over its limit.
  */
 export interface PreAuthLimiter {

@@ -1,12 +1,11 @@
 import { Injectable, Optional } from '@nestjs/common';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayException } from '../common/errors/gateway.exception';
-import type { AuthContext, RequestState } from '../common/http/request-context';
+import type { AuthContext } from '../common/http/request-context';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
-import { applyResponseHeaders } from '../rate-limit/rate-limit.request-state';
-import { secondsUntil, usagePeriodOf } from '../usage/usage-period';
-import { type UsageSnapshot, UsageService } from '../usage/usage.service';
-import { type QuotaFigure, evaluateRequestQuotas, quotaFigure, storageFits } from './quota-evaluation';
+import { usagePeriodOf } from '../usage/usage-period';
+import { UsageService } from '../usage/usage.service';
+import { type QuotaFigure, quotaFigure, storageFits } from './quota-evaluation';
+import { type UsageRange, daysOf, usageRangeOf } from './usage-range';
 
 /** The part of a caller's identity a quota needs. AuthContext satisfies it. */
 export type QuotaTenant = Pick<AuthContext, 'tenantId' | 'limits'>;
@@ -18,21 +17,26 @@ export interface StorageReservation {
   release(): void;
 }
 
+export interface UsageSeriesPoint {
+  date: string;
+  requests: number;
+  bandwidthBytes: number;
+  renders: number;
+}
+
 export interface TenantUsageReport {
   period: { start: string; end: string };
   requests: QuotaFigure;
   bandwidthBytes: QuotaFigure;
   storageBytes: QuotaFigure;
   dailyRequests?: QuotaFigure & { resetsAt: string };
+  series?: UsageSeriesPoint[];
 }
 
 /**
- * Quotas (docs/rate-limits-and-quotas.md): checked before the work, counted after the response.
- *
- * Request and bandwidth quotas read the tenant's month view, which the rate limiter already
- * fetched in its round trip; counting is one more round trip after the response. Between the
- * check and the count other requests of the tenant may be checked too, so a quota can be overshot
- * by the tenant's requests in flight at that moment, never by more.
+ * Quotas (docs/rate-limits-and-quotas.md). Request and bandwidth quotas are checked, and requests
+ * counted, by the admission store in the rate limiter's one call (QuotaInterceptor answers its
+ * verdict); this service reports usage and keeps the storage quota, which the uploads check.
  */
 @Injectable()
 export class QuotaService {
@@ -44,79 +48,6 @@ export class QuotaService {
     @Optional() private readonly metrics?: GatewayMetrics,
   ) {}
 
-  /**
-   * Refuses with 429 `quota_exceeded` when a request or bandwidth quota is used up; otherwise sets
-   * the `X-Quota-*` headers and arranges for the request to be counted when its response ends.
-   * Decides at once (returns undefined, or throws) when the rate limiter already fetched the
-   * tenant's counters for this request, the normal case; otherwise returns the pending decision.
-   */
-  admit(request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
-    const auth = request.gw.auth;
-    if (!auth) return undefined;
-    const now = new Date();
-    const prefetched = this.usage.prefetchedSnapshot(auth.tenantId, now, request.gw);
-    if (prefetched) {
-      this.decide(request, reply, auth, prefetched, now);
-      return undefined;
-    }
-    return this.usage.snapshot(auth.tenantId, now, request.gw).then((usage) => this.decide(request, reply, auth, usage, now));
-  }
-
-  /**
-   * `admit` for the compiled chain: headers go to the context, and the request is counted by an
-   * end-of-response hook of the context instead of listeners on the reply.
-   */
-  admitContext(ctx: RequestState & { header(name: string, value: string): void; onEnd(hook: (ctx: RequestState) => void): void }): Promise<void> | undefined {
-    const auth = ctx.auth;
-    if (!auth) return undefined;
-    const now = new Date();
-    const decide = (usage: UsageSnapshot) => {
-      const verdict = evaluateRequestQuotas(auth.limits, usage, secondsUntil(usage.period.monthEnd, now));
-      for (const [name, value] of Object.entries(verdict.headers)) ctx.header(name, String(value));
-      if (verdict.exceeded) {
-        this.metrics?.quotaExceeded(verdict.exceeded);
-        throw new GatewayException('quota_exceeded', `The ${verdict.exceeded} quota is used up.`, { quota: verdict.exceeded }, verdict.headers);
-      }
-      ctx.onEnd((done) => this.usage.record(auth.tenantId, { requests: 1, bytesIn: done.bytesIn ?? 0, bytesOut: done.bytesOut ?? 0 }));
-    };
-    const prefetched = this.usage.prefetchedSnapshot(auth.tenantId, now, ctx);
-    if (prefetched) {
-      decide(prefetched);
-      return undefined;
-    }
-    return this.usage.snapshot(auth.tenantId, now, ctx).then(decide);
-  }
-
-  private decide(request: FastifyRequest, reply: FastifyReply, auth: AuthContext, usage: UsageSnapshot, now: Date): void {
-    const verdict = evaluateRequestQuotas(auth.limits, usage, secondsUntil(usage.period.monthEnd, now));
-    if (verdict.exceeded) {
-      this.metrics?.quotaExceeded(verdict.exceeded);
-      applyResponseHeaders(request, reply, verdict.headers);
-      throw new GatewayException('quota_exceeded', `The ${verdict.exceeded} quota is used up.`, { quota: verdict.exceeded }, verdict.headers);
-    }
-    applyResponseHeaders(request, reply, verdict.headers);
-    this.countWhenDone(request, reply, auth.tenantId);
-  }
-
-  /**
-   * Counts the request once its response is over: 'finish' when it was sent in full, 'close'
-   * when the client went away first (an aborted transfer still moved bytes). The byte figures are
-   * the ones the proxy counted on the streams.
-   */
-  countWhenDone(request: FastifyRequest, reply: FastifyReply, tenantId: string): void {
-    const raw = reply.raw;
-    let counted = false;
-    const count = () => {
-      if (counted) return;
-      counted = true;
-      raw.off('finish', count);
-      raw.off('close', count);
-      this.usage.record(tenantId, { requests: 1, bytesIn: request.gw.bytesIn ?? 0, bytesOut: request.gw.bytesOut ?? 0 });
-    };
-    raw.once('finish', count);
-    raw.once('close', count);
-  }
-
   /** `GET /api/v1/usage`: every quota with its limit, use and what is left. */
   async report(auth: QuotaTenant, now: Date = new Date()): Promise<TenantUsageReport> {
     const [usage, stored] = await Promise.all([this.usage.snapshot(auth.tenantId, now), this.usage.storageUsed(auth.tenantId)]);
@@ -124,13 +55,30 @@ export class QuotaService {
     const report: TenantUsageReport = {
       period: { start: period.monthStart.toISOString(), end: period.monthEnd.toISOString() },
       requests: quotaFigure(auth.limits.monthlyRequests, usage.requests),
-      bandwidthBytes: quotaFigure(auth.limits.monthlyBandwidthBytes, usage.bytesIn + usage.bytesOut),
+      bandwidthBytes: quotaFigure(auth.limits.monthlyBandwidthBytes, usage.bytes),
       storageBytes: quotaFigure(auth.limits.storageBytes, stored),
     };
     if (auth.limits.dailyRequests != null) {
       report.dailyRequests = { ...quotaFigure(auth.limits.dailyRequests, usage.dayRequests), resetsAt: period.dayEnd.toISOString() };
     }
     return report;
+  }
+
+  /** `GET /api/v1/usage`: the report, plus the per-day series when asked for (`granularity=day`). */
+  async tenantUsage(auth: QuotaTenant, query: { from?: string; to?: string; granularity?: 'day' }): Promise<TenantUsageReport> {
+    const range = usageRangeOf(query.from, query.to);
+    if (query.granularity !== 'day') return this.report(auth);
+    const [report, series] = await Promise.all([this.report(auth), this.series(auth, range)]);
+    return { ...report, series };
+  }
+
+  /** One point per day of `range` (zeros where nothing was counted), from PostgreSQL after this instance's counts are written. */
+  async series(auth: QuotaTenant, range: UsageRange): Promise<UsageSeriesPoint[]> {
+    const rows = new Map((await this.usage.daily(auth.tenantId, range.from, range.to)).map((row) => [row.day, row]));
+    return daysOf(range).map((date) => {
+      const row = rows.get(date);
+      return { date, requests: row?.requests ?? 0, bandwidthBytes: row ? row.bytesIn + row.bytesOut : 0, renders: row?.renders ?? 0 };
+    });
   }
 
   /** Refuses with `quota_exceeded` (storageBytes) when `bytes` more would not fit. */

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, Matches } from 'class-validator';
+import { IsIn, IsOptional, Matches } from 'class-validator';
 
 export class UsagePeriodDto {
   @ApiProperty({ description: 'First instant of the calendar month (UTC).', example: '2026-11-01T00:00:00.000Z' })
@@ -22,6 +22,17 @@ export class DailyUsageQuotaDto extends UsageQuotaDto {
   resetsAt: string;
 }
 
+export class UsageSeriesPointDto {
+  @ApiProperty({ description: 'The UTC day.', example: '2026-11-22' })
+  date: string;
+  @ApiProperty({ description: 'Requests counted that day.', example: 1250 })
+  requests: number;
+  @ApiProperty({ description: 'Request + response bytes transferred that day.', example: 24117248 })
+  bandwidthBytes: number;
+  @ApiProperty({ description: 'Requests the image backend rendered (not answered from the gateway cache).', example: 310 })
+  renders: number;
+}
+
 export class TenantUsageResponseDto {
   @ApiProperty({ type: UsagePeriodDto, description: 'The current calendar month (UTC).' })
   period: UsagePeriodDto;
@@ -33,6 +44,17 @@ export class TenantUsageResponseDto {
   storageBytes: UsageQuotaDto;
   @ApiPropertyOptional({ type: DailyUsageQuotaDto, description: 'Requests today (dailyRequests), when the tenant has a daily quota.' })
   dailyRequests?: DailyUsageQuotaDto;
+  @ApiPropertyOptional({
+    type: [UsageSeriesPointDto],
+    description:
+      'With granularity=day: one point per UTC day of [from, to] (days without usage are zeros), oldest first. ' +
+      "Today's point holds this instance's counts at once and the other instances' within their flush interval.",
+    example: [
+      { date: '2026-11-21', requests: 980, bandwidthBytes: 20971520, renders: 240 },
+      { date: '2026-11-22', requests: 1250, bandwidthBytes: 24117248, renders: 310 },
+    ],
+  })
+  series?: UsageSeriesPointDto[];
 }
 
 const DAY = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
@@ -43,10 +65,17 @@ export class UsageRangeQueryDto {
   @Matches(DAY, { message: 'from must be a date YYYY-MM-DD' })
   from?: string;
 
-  @ApiPropertyOptional({ description: 'Last day (UTC, inclusive). Default: today. At most 366 days after from.', example: '2026-11-30' })
+  @ApiPropertyOptional({ description: 'Last day (UTC, inclusive). Default: today. The range spans at most 366 days.', example: '2026-11-30' })
   @IsOptional()
   @Matches(DAY, { message: 'to must be a date YYYY-MM-DD' })
   to?: string;
+}
+
+export class UsageSeriesQueryDto extends UsageRangeQueryDto {
+  @ApiPropertyOptional({ description: 'Adds `series`, one point per day of [from, to] (default: this month up to today).', enum: ['day'], example: 'day' })
+  @IsOptional()
+  @IsIn(['day'], { message: 'granularity must be day' })
+  granularity?: 'day';
 }
 
 export class UsageTotalsDto {
@@ -61,6 +90,8 @@ export class UsageTotalsDto {
 export class UsageDayDto extends UsageTotalsDto {
   @ApiProperty({ description: 'The UTC day.', example: '2026-11-22' })
   day: string;
+  @ApiProperty({ description: 'Requests the image backend rendered (not answered from the gateway cache).', example: 310 })
+  renders: number;
   @ApiProperty({ description: 'Stored bytes when the day was last flushed.', example: 52428800 })
   storageBytes: number;
 }

@@ -1,44 +1,23 @@
-import { Injectable, Optional } from '@nestjs/common';
-import type { AuthenticationRequest } from '../common/http/request-context';
-import { GatewayException } from '../common/errors/gateway.exception';
-import { GatewayConfig } from '../config/gateway-config';
-import { GatewayMetrics } from '../metrics/gateway-metrics.service';
+import { Injectable } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
 import type { PreAuthLimiter } from '../pipeline/pre-auth-limiter';
-import { RateLimitBuckets } from './rate-limit-buckets';
-import { rateLimitHeaders } from './rate-limit-headers';
-import { rememberPreAuthResults } from './rate-limit.request-state';
-import { TokenBucketThrottlerStorage } from './token-bucket-throttler.storage';
+import { AdmissionService } from './admission.service';
 
 /**
- * The IP bucket, consumed before a key is looked up in PostgreSQL (docs/proxy-and-backends.md): a flood of random
- * keys from one address is cut after `rateLimit.ip` requests, each of which cost at most one
- * lookup. Marks the request so that RateLimitGuard does not take the IP token a second time.
- * On the 429 the headers go on the exception, since the request never reaches a handler.
+ * The IP bucket of the pre-authentication path (docs/rate-limits-and-quotas.md), charged before a
+ * key is looked up in PostgreSQL and on every 401: a flood of random keys, wrong secrets or bad
+ * signatures from one address is cut after `rateLimit.ip` requests. Authenticated requests never
+ * reach it (a cached key pays nothing). Marks the request so it is charged once. On the 429 the
+ * headers go on the exception, since the request never reaches a handler.
  */
 @Injectable()
 export class IpPreAuthLimiter implements PreAuthLimiter {
-  private readonly buckets: RateLimitBuckets;
-  private readonly enabled: boolean;
+  constructor(private readonly admission: AdmissionService) {}
 
-  constructor(
-    private readonly store: TokenBucketThrottlerStorage,
-    config: GatewayConfig,
-    @Optional() private readonly metrics?: GatewayMetrics,
-  ) {
-    this.buckets = new RateLimitBuckets(config.rateLimit);
-    this.enabled = config.rateLimit.enabled;
-  }
-
-  async beforeKeyLookup(request: AuthenticationRequest): Promise<void> {
-    if (!this.enabled || request.gw.ipLimited) return;
-    const outcome = await this.store.consume(this.buckets.ip(request.gw.clientIp));
+  async beforeKeyLookup(request: FastifyRequest): Promise<void> {
+    if (request.gw.ipLimited) return;
     request.gw.ipLimited = true;
-    // Keyed by the request context, which Nest routes and the chain share.
-    rememberPreAuthResults(request.gw, outcome.results);
-    if (!outcome.allowed) {
-      this.metrics?.rateLimited('ip');
-      const headers = rateLimitHeaders(outcome);
-      throw new GatewayException('rate_limited', undefined, { scope: 'ip', retryAfter: outcome.retryAfterSeconds }, headers);
-    }
+    const result = await this.admission.chargePreAuth(request.gw.clientIp);
+    if (result.refusal) throw result.refusal;
   }
 }

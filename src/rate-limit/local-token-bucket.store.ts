@@ -53,6 +53,11 @@ export class LocalTokenBucketStore implements TokenBucketStore {
 
   // async so that a misconfigured bucket rejects the promise like a store failure would, never throws.
   async consume(buckets: readonly TokenBucket[], cost = 1): Promise<ConsumeResult> {
+    return this.consumeNow(buckets, cost);
+  }
+
+  /** The same decision without a promise, for callers on the request path that need no I/O. */
+  consumeNow(buckets: readonly TokenBucket[], cost = 1): ConsumeResult {
     const nowMs = this.clock();
     this.sweep(nowMs);
     const outcome = tryConsumeAll(

@@ -1,86 +1,85 @@
-import { ExecutionContext, Injectable, Optional } from '@nestjs/common';
+import { ExecutionContext, Injectable } from '@nestjs/common';
+import { INTERCEPTORS_METADATA } from '@nestjs/common/constants';
 import { Reflector } from '@nestjs/core';
 import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerGuard, type ThrottlerModuleOptions } from '@nestjs/throttler';
 import { THROTTLER_SKIP } from '@nestjs/throttler/dist/throttler.constants';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { GatewayException } from '../common/errors/gateway.exception';
-import type { RequestState } from '../common/http/request-context';
 import { GatewayConfig } from '../config/gateway-config';
-import { GatewayMetrics } from '../metrics/gateway-metrics.service';
-import { UsageService } from '../usage/usage.service';
-import { RateLimitBuckets, type RateLimitRouteName } from './rate-limit-buckets';
-import { type HeaderMap, rateLimitHeaders } from './rate-limit-headers';
+import { QuotaInterceptor } from '../quotas/quota.interceptor';
+import { AdmissionService, type CompiledRouteLimits, routeSpecOf } from './admission.service';
+import type { AdmissionResult } from './admission.types';
 import { RATE_LIMIT_ROUTE } from './rate-limit-route.decorator';
-import { applyResponseHeaders, preAuthResultsOf } from './rate-limit.request-state';
+import { applyResponseHeaders } from './rate-limit.request-state';
 import { TokenBucketThrottlerStorage } from './token-bucket-throttler.storage';
 
+/** Routes without `@RateLimitRoute()`: the tenant's buckets only, no capacity of their own. */
+const TENANT_ONLY_ROUTE = 'api';
+
 /**
- * Tenant-, route- and (unless already consumed before the key lookup) IP-level rate limits
- * (docs/proxy-and-backends.md, docs/rate-limits-and-quotas.md). Apply it AFTER the authentication guard, so the tenant's limits are
- * known: `@UseGuards(ApiKeyGuard, RateLimitGuard)` plus `@RateLimitRoute('proxy')`.
+ * The rate-limiting step on Nest routes (docs/rate-limits-and-quotas.md): the caller's buckets
+ * (tenant minute and hour, the route's per-tenant bucket, an optional per-IP cap), the route's
+ * capacity and, on routes that count toward the quota (those with QuotaInterceptor), the quota
+ * check and the request count, all in one call of the admission store. Apply it after the
+ * authentication guard, so the tenant is known: `@UseGuards(ApiKeyGuard, IpAllowlistGuard,
+ * RateLimitGuard)`, with `@RateLimitRoute('proxy')` to name the route's limits in config.
  *
  * Extends @nestjs/throttler's guard, keeping its module options, storage token and
- * `@SkipThrottle()`, but replaces `canActivate`: the stock guard calls the storage once per named
- * throttler, i.e. one Redis round trip per scope, none of them atomic with the others. Here every
- * bucket of the request is consumed in ONE call (one EVALSHA, all or nothing), which also carries
- * the read of the tenant's usage counters for the quota check (one round trip for both).
+ * `@SkipThrottle()`, but replaces `canActivate`: the stock guard calls its storage once per named
+ * throttler, one round trip per scope and none atomic with the others (and knows no quota). The
+ * guard therefore calls `AdmissionService.admit` instead; the quota part of the answer is left on
+ * the request for QuotaInterceptor, which owns that step.
  */
 @Injectable()
 export class RateLimitGuard extends ThrottlerGuard {
-  private readonly buckets: RateLimitBuckets;
-  private readonly enabled: boolean;
+  /** Compiled once per handler: the route's limits never change while the process runs. */
+  private readonly routes = new Map<object, CompiledRouteLimits>();
 
   constructor(
     @InjectThrottlerOptions() options: ThrottlerModuleOptions,
-    @InjectThrottlerStorage() private readonly store: TokenBucketThrottlerStorage,
+    @InjectThrottlerStorage() storage: TokenBucketThrottlerStorage,
     reflector: Reflector,
-    config: GatewayConfig,
-    private readonly usage: UsageService,
-    @Optional() private readonly metrics?: GatewayMetrics,
+    private readonly config: GatewayConfig,
+    private readonly admission: AdmissionService,
   ) {
-    super(options, store, reflector);
-    this.buckets = new RateLimitBuckets(config.rateLimit);
-    this.enabled = config.rateLimit.enabled;
+    super(options, storage, reflector);
   }
 
-  override async canActivate(context: ExecutionContext): Promise<boolean> {
-    const targets = [context.getHandler(), context.getClass()];
-    if (!this.enabled || this.reflector.getAllAndOverride<boolean>(`${THROTTLER_SKIP}default`, targets)) return true;
+  // The base class types this as a promise; the decision itself is synchronous when no I/O is needed.
+  override canActivate(context: ExecutionContext): Promise<boolean> {
+    const route = this.routeOf(context);
+    if (route === undefined) return Promise.resolve(true);
     const http = context.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
-    const route = this.reflector.getAllAndOverride<RateLimitRouteName | undefined>(RATE_LIMIT_ROUTE, targets);
-    await this.admit(request.gw, route, (headers) => applyResponseHeaders(request, reply, headers));
+    const gw = request.gw;
+    const decided = this.admission.admit(route, { clientIp: gw.clientIp, auth: gw.auth });
+    if (decided instanceof Promise) return decided.then((result) => this.apply(request, reply, result));
+    try {
+      return Promise.resolve(this.apply(request, reply, decided));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  private apply(request: FastifyRequest, reply: FastifyReply, result: AdmissionResult): boolean {
+    request.gw.admission = result;
+    applyResponseHeaders(request, reply, result.rateHeaders);
+    if (result.rateRefusal) throw result.rateRefusal;
     return true;
   }
 
-  /**
-   * The guard's logic without Nest's execution context, for the compiled chain: every bucket of
-   * the request and the read of the tenant's usage in one round trip. `state` is also the key the
-   * quota check finds that read under. Throws the 429 with its headers.
-   */
-  async admit(state: RequestState, route: RateLimitRouteName | undefined, setHeaders: (headers: HeaderMap) => void): Promise<void> {
-    if (!this.enabled) return;
-    const { auth, clientIp, ipLimited } = state;
-    const buckets = [
-      ...(ipLimited ? [] : this.buckets.ip(clientIp)),
-      ...(auth ? this.buckets.tenant(auth.tenantId, auth.limits) : []),
-      ...this.buckets.route(route),
-    ];
-    const now = new Date();
-    const read = auth ? this.usage.prefetchRead(auth.tenantId, now) : undefined;
-    const outcome = await this.store.consume(buckets, read ? [read] : []);
-    if (auth && read) this.usage.acceptPrefetch(state, auth.tenantId, now, outcome.reads?.[0]);
-    const headers = rateLimitHeaders({
-      allowed: outcome.allowed,
-      results: [...preAuthResultsOf(state), ...outcome.results],
-      retryAfterSeconds: outcome.retryAfterSeconds,
-    });
-    setHeaders(headers);
-    if (!outcome.allowed) {
-      const scope = outcome.deniedScope ?? 'tenant';
-      this.metrics?.rateLimited(scope);
-      throw new GatewayException('rate_limited', undefined, { scope, retryAfter: outcome.retryAfterSeconds }, headers);
+  /** The handler's compiled limits; undefined when `@SkipThrottle()` exempts it. */
+  private routeOf(context: ExecutionContext): CompiledRouteLimits | undefined {
+    const handler = context.getHandler();
+    if (this.routes.has(handler)) return this.routes.get(handler);
+    const targets = [handler, context.getClass()];
+    let route: CompiledRouteLimits | undefined;
+    if (!this.reflector.getAllAndOverride<boolean>(`${THROTTLER_SKIP}default`, targets)) {
+      const name = this.reflector.getAllAndOverride<string | undefined>(RATE_LIMIT_ROUTE, targets) ?? TENANT_ONLY_ROUTE;
+      const interceptors = this.reflector.getAllAndMerge<unknown[]>(INTERCEPTORS_METADATA, targets) ?? [];
+      route = this.admission.compileRoute(routeSpecOf(this.config, name, interceptors.includes(QuotaInterceptor)));
     }
+    this.routes.set(handler, route as CompiledRouteLimits);
+    return route;
   }
 }

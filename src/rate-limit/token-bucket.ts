@@ -11,7 +11,12 @@
  * Lua (both IEEE doubles) compute bit-identical results and Redis stores them without rounding.
  */
 
-export type RateLimitScope = 'ip' | 'tenant' | 'route';
+/**
+ * Who a bucket limits: the client IP, the tenant, the tenant on one route (`route`), or a route's
+ * capacity shared by every caller (`capacity`, refused with 503 rather than 429: the service is
+ * full, the caller did nothing wrong).
+ */
+export type RateLimitScope = 'ip' | 'tenant' | 'route' | 'capacity';
 
 /** One bucket a request is checked against. */
 export interface TokenBucket {
@@ -87,7 +92,7 @@ export function tokenBucketKey(scope: RateLimitScope, id: string, windowSeconds:
   return `{${SCOPE_TAGS[scope]}:${id}}:${windowSeconds}`;
 }
 
-const SCOPE_TAGS: Record<RateLimitScope, string> = { ip: 'ip', tenant: 't', route: 'r' };
+const SCOPE_TAGS: Record<RateLimitScope, string> = { ip: 'ip', tenant: 't', route: 'r', capacity: 'r' };
 
 export function windowMsOf(bucket: TokenBucket): number {
   return bucket.windowSeconds * 1000;
@@ -135,7 +140,9 @@ function isPositiveInteger(value: number): boolean {
 
 /**
  * State of `bucket` at `nowMs`: continuous refill at rate per window, capped at the burst. A clock
- * that went backwards (NTP step, Redis failover) refills nothing and re-anchors at `nowMs`.
+ * that went backwards (NTP step, Redis failover) refills nothing and re-anchors at `nowMs`. A
+ * level below zero (the debt `local-sync` instances leave when they spent the same tokens) refills
+ * the same way, so the long-run rate stays the configured one.
  */
 export function refill(state: TokenBucketState | undefined, bucket: TokenBucket, nowMs: number): TokenBucketState {
   const capacity = capacityOf(bucket);
@@ -180,7 +187,7 @@ export function decideFromLevels(
       scope: bucket.scope,
       limit: burstOf(bucket),
       rate: bucket.rate,
-      remaining: Math.floor(after / windowMs),
+      remaining: Math.max(0, Math.floor(after / windowMs)),
       resetSeconds: Math.ceil(msUntilFull(after, bucket) / 1000),
       windowSeconds: bucket.windowSeconds,
     };

@@ -1,143 +1,136 @@
-import { LuaScript } from '../rate-limit/redis-token-bucket.script';
+import { LuaScript } from '../rate-limit/admission.scripts';
 
 /*
- * Usage counters in Redis (docs/rate-limits-and-quotas.md). Per tenant, all keys share the hash tag `{t:<tenantId>}` (the
- * tag of the tenant's rate-limit buckets), so every script below touches one slot:
+ * The shared month view of a tenant, in the tenant's admission hash `a:{t:<id>}` beside its buckets
+ * (docs/rate-limits-and-quotas.md), for month M = 'YYYY-MM':
  *
- *   month    u:{t:id}:m:YYYY-MM  hash  s = seed token, r, bi, bo, r:DD (requests of day DD)
- *   pending  u:{t:id}:p          hash  YYYY-MM-DD:r|bi|bo  deltas not yet in PostgreSQL
- *   inflight u:{t:id}:f          hash  the batch a flush took from pending, + '#batch' = its id
- *   gen      u:{t:id}:g          int   bumped whenever a batch is taken or finished
+ *   s:M   seed token (the view exists only with it)     v:M  seed version (see below)
+ *   r:M   requests of the month                          r:YYYY-MM-DD  requests of a day
+ *   by:M  request + response bytes (what the bandwidth quota counts)
+ *   fv    highest flush version written to PostgreSQL    x    the hash has its expiry
  *
- * Invariant once the month hash is seeded: month = PostgreSQL rows of the month + pending +
- * inflight (when not yet committed). The increment keeps it (month and pending in one script); a
- * flush moves amounts pending → inflight → PostgreSQL without touching the month. A month hash
- * without its seed token (first use of a month, or Redis lost its data) is never incremented; it
- * is rebuilt by SEED from PostgreSQL + pending + inflight, and the gen check makes SEED refuse
- * (the caller retries) if a flush moved amounts between the PostgreSQL read and the script.
- * Numbers are formatted with %.0f: Lua's default formatting rounds above 14 digits.
+ * The admission script counts a request into r:M and r:<day> in the same atomic call that checks
+ * its quota; bytes and refunds arrive in batches (SETTLE). PostgreSQL is written by each instance
+ * from its own journal, not from Redis, so Redis may lose its data without losing a count.
+ *
+ * A view is built (SEED) from PostgreSQL's rows of the month, read in one statement together with
+ * the tenant's flush version V (usage_versions, bumped by every flush of the tenant under a row
+ * lock, so versions follow commit order). The view then holds exactly the flushes with version ≤ V.
+ * After each flush of version F an instance runs REPLAY: amounts it had added to another view (tag
+ * ≠ the current seed token) or to none (tag '') are added to the current view when its version is
+ * below F, i.e. when it was seeded before the flush committed. REPLAY also raises `fv`, and SEED
+ * refuses (the caller re-reads PostgreSQL) when `fv` is above the version it read: a flush that
+ * committed between the read and the script is then never missed. Numbers are formatted with %.0f:
+ * Lua's default formatting rounds above 14 digits.
  */
 
-/** KEYS: month, pending. ARGV: day, DD, requests, bytesIn, bytesOut. */
-export const USAGE_INCREMENT = new LuaScript(`
-if redis.call('HEXISTS', KEYS[1], 's') == 1 then
-  redis.call('HINCRBY', KEYS[1], 'r', ARGV[3])
-  redis.call('HINCRBY', KEYS[1], 'r:' .. ARGV[2], ARGV[3])
-  redis.call('HINCRBY', KEYS[1], 'bi', ARGV[4])
-  redis.call('HINCRBY', KEYS[1], 'bo', ARGV[5])
-end
-redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':r', ARGV[3])
-redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':bi', ARGV[4])
-redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':bo', ARGV[5])
-return 1
-`);
-
 /**
- * Several days' deltas at once, all or nothing: hands the deltas an instance counted in process
- * during an outage over to Redis when it answers again.
- * KEYS: pending, then the month key of each row. ARGV: day, DD, requests, bytesIn, bytesOut per row.
- */
-export const USAGE_INCREMENT_MANY = new LuaScript(`
-for i = 2, #KEYS do
-  local a = (i - 2) * 5
-  if redis.call('HEXISTS', KEYS[i], 's') == 1 then
-    redis.call('HINCRBY', KEYS[i], 'r', ARGV[a + 3])
-    redis.call('HINCRBY', KEYS[i], 'r:' .. ARGV[a + 2], ARGV[a + 3])
-    redis.call('HINCRBY', KEYS[i], 'bi', ARGV[a + 4])
-    redis.call('HINCRBY', KEYS[i], 'bo', ARGV[a + 5])
-  end
-  redis.call('HINCRBY', KEYS[1], ARGV[a + 1] .. ':r', ARGV[a + 3])
-  redis.call('HINCRBY', KEYS[1], ARGV[a + 1] .. ':bi', ARGV[a + 4])
-  redis.call('HINCRBY', KEYS[1], ARGV[a + 1] .. ':bo', ARGV[a + 5])
-end
-return 1
-`);
-
-/**
- * Adds amounts that reached PostgreSQL directly while Redis was unreachable to the month view,
- * only if the month hash is the one seeded before the outage (same token): a hash seeded since
- * then was built from PostgreSQL and already holds them.
- * KEYS: month. ARGV: token, then field/value pairs.
- */
-export const USAGE_REPLAY = new LuaScript(`
-if redis.call('HGET', KEYS[1], 's') ~= ARGV[1] then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
-`);
-
-/**
- * Starts a flush: the pending deltas become the inflight batch (unless a batch is still inflight
- * from a failed attempt: that one is retried first, with its original id).
- * KEYS: pending, inflight, gen. ARGV: id for a new batch. Returns HGETALL of the batch, or {}.
- */
-export const USAGE_TAKE = new LuaScript(`
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
-  redis.call('RENAME', KEYS[1], KEYS[2])
-  redis.call('HSET', KEYS[2], '#batch', ARGV[1])
-  redis.call('INCR', KEYS[3])
-end
-return redis.call('HGETALL', KEYS[2])
-`);
-
-/** Ends a flush whose batch is committed. KEYS: inflight, gen. ARGV: batch id. */
-export const USAGE_FINISH = new LuaScript(`
-if redis.call('HGET', KEYS[1], '#batch') ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('INCR', KEYS[2])
-return 1
-`);
-
-/**
- * Seeds a month hash from PostgreSQL's figures (ARGV pairs) plus the month's amounts still in
- * pending, plus the inflight batch when the caller found it not yet committed.
- * KEYS: month, pending, inflight, gen.
- * ARGV: expected gen, inflight batch id to include ('' = none), 'YYYY-MM', seed token, TTL seconds,
- * then field/value pairs. Returns 1 seeded, 0 already seeded, -1 stale (gen moved: retry).
+ * KEYS[1]: the tenant hash. ARGV: M, version, token, TTL seconds, then field/value pairs of the view.
+ * Returns 1 seeded, 0 already seeded, -1 stale (a flush committed after the PostgreSQL read: retry).
  */
 export const USAGE_SEED = new LuaScript(`
-local gen = tonumber(redis.call('GET', KEYS[4]) or '0')
-if gen ~= tonumber(ARGV[1]) then return -1 end
-if redis.call('HEXISTS', KEYS[1], 's') == 1 then return 0 end
-local acc = {}
-local function add(field, value)
-  acc[field] = (acc[field] or 0) + value
+local m = ARGV[1]
+if redis.call('HEXISTS', KEYS[1], 's:' .. m) == 1 then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'fv') or '0') > tonumber(ARGV[2]) then return -1 end
+-- Every view field goes: other months are no longer read, and this month's are rebuilt whole.
+local stale = {}
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local kind = string.match(field, '^(%a+):%d%d%d%d%-%d%d')
+  if kind and kind ~= 'b' then stale[#stale + 1] = field end
 end
-for i = 6, #ARGV, 2 do add(ARGV[i], tonumber(ARGV[i + 1])) end
-local function addDeltas(key)
-  local kv = redis.call('HGETALL', key)
-  for i = 1, #kv, 2 do
-    local field = kv[i]
-    if string.sub(field, 1, 8) == ARGV[3] .. '-' then
-      local kind = string.sub(field, 12)
-      local value = tonumber(kv[i + 1])
-      add(kind, value)
-      if kind == 'r' then add('r:' .. string.sub(field, 9, 10), value) end
+if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
+local set = {'s:' .. m, ARGV[3], 'v:' .. m, ARGV[2], 'x', '1'}
+for i = 5, #ARGV do set[#set + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(set))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+`);
+
+/**
+ * A batch of request outcomes, one entry per tenant, day and seed token (KEYS may repeat):
+ * bytes go to the current view; a refund (a 5xx the gateway wrote itself) is taken back only from
+ * the view the request was counted into; `local-sync` requests are counted into the current view.
+ * Nothing is written where no view exists: the journal holds it, and the next seed reads it from
+ * PostgreSQL or a replay adds it.
+ * ARGV per entry (7): seedField, monthField, dayField, bytesField, refundToken, refunds, newRequests,
+ * then bytes: 8 in all.
+ * Reply per entry: current token ('' = no view), requests, dayRequests, bytes, refunds applied.
+ */
+export const USAGE_SETTLE = new LuaScript(`
+local reply = {}
+for k = 1, #KEYS do
+  local a = (k - 1) * 8
+  local got = redis.call('HMGET', KEYS[k], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+  local token = got[1]
+  if token then
+    local refunded = 0
+    if token == ARGV[a + 5] then refunded = tonumber(ARGV[a + 6]) end
+    local dr = ARGV[a + 7] - refunded
+    local r = (got[2] or 0) + dr
+    local d = (got[3] or 0) + dr
+    local bytes = (got[4] or 0) + ARGV[a + 8]
+    redis.call('HSET', KEYS[k], ARGV[a + 2], r, ARGV[a + 3], d, ARGV[a + 4], bytes)
+    reply[#reply + 1] = token
+    reply[#reply + 1] = r
+    reply[#reply + 1] = d
+    reply[#reply + 1] = bytes
+    reply[#reply + 1] = refunded
+  else
+    reply[#reply + 1] = ''
+    reply[#reply + 1] = 0
+    reply[#reply + 1] = 0
+    reply[#reply + 1] = 0
+    reply[#reply + 1] = 0
+  end
+end
+return reply
+`);
+
+/**
+ * After a flush: see the file comment. KEYS: one tenant hash per tenant.
+ * ARGV per tenant: version, TTL ms (should the hash not exist), n, then n entries of 8:
+ * seedField, versionField, monthField, dayField, bytesField, tag, requests, bytes.
+ * Returns the number of entries added to a view.
+ */
+export const USAGE_REPLAY = new LuaScript(`
+local added = 0
+local a = 1
+for k = 1, #KEYS do
+  local version, ttl, n = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2])
+  a = a + 3
+  local meta = redis.call('HMGET', KEYS[k], 'fv', 'x')
+  for e = 1, n do
+    local got = redis.call('HMGET', KEYS[k], ARGV[a], ARGV[a + 1])
+    if got[1] and got[1] ~= ARGV[a + 5] and tonumber(got[2] or '0') < version then
+      local r, bytes = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])
+      if r ~= 0 then
+        redis.call('HINCRBY', KEYS[k], ARGV[a + 2], r)
+        redis.call('HINCRBY', KEYS[k], ARGV[a + 3], r)
+      end
+      if bytes ~= 0 then redis.call('HINCRBY', KEYS[k], ARGV[a + 4], bytes) end
+      added = added + 1
+    end
+    a = a + 8
+  end
+  if tonumber(meta[1] or '0') < version then
+    if meta[2] then
+      redis.call('HSET', KEYS[k], 'fv', version)
+    else
+      redis.call('HSET', KEYS[k], 'fv', version, 'x', '1')
+      redis.call('PEXPIRE', KEYS[k], ttl)
     end
   end
 end
-addDeltas(KEYS[2])
-if ARGV[2] ~= '' and redis.call('HGET', KEYS[3], '#batch') == ARGV[2] then addDeltas(KEYS[3]) end
-redis.call('DEL', KEYS[1])
-for field, value in pairs(acc) do redis.call('HSET', KEYS[1], field, string.format('%.0f', value)) end
-redis.call('HSET', KEYS[1], 's', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-return 1
+return added
 `);
 
-/**
- * Forgets a month (admin reset): its view and its deltas not yet flushed. Bumps gen so that a
- * seed racing with the reset retries.
- * KEYS: month, pending, inflight, gen. ARGV: 'YYYY-MM'.
- */
+/** Forgets a month's view (admin reset). KEYS[1]: the tenant hash. ARGV: M. */
 export const USAGE_RESET = new LuaScript(`
-redis.call('DEL', KEYS[1])
-for k = 2, 3 do
-  local kv = redis.call('HGETALL', KEYS[k])
-  for i = 1, #kv, 2 do
-    if string.sub(kv[i], 1, 8) == ARGV[1] .. '-' then redis.call('HDEL', KEYS[k], kv[i]) end
-  end
+local gone = {}
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local kind, month = string.match(field, '^(%a+):(%d%d%d%d%-%d%d)')
+  if kind and kind ~= 'b' and month == ARGV[1] then gone[#gone + 1] = field end
 end
-redis.call('INCR', KEYS[4])
-return 1
+if #gone > 0 then redis.call('HDEL', KEYS[1], unpack(gone)) end
+return #gone
 `);

@@ -1,88 +1,66 @@
-import {
-  BeforeApplicationShutdown,
-  Injectable,
-  Logger,
-  OnApplicationBootstrap,
-  Optional,
-} from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap, Optional } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
-import type { PiggybackRead } from '../rate-limit/token-bucket-throttler.storage';
+import type { AdmissionTicket, SettleFigures } from '../rate-limit/admission.types';
 import { ThrottledFailureLog } from '../rate-limit/store-failure-log';
 import { RedisService } from '../redis/redis.service';
-import { RedisUsageCounterStore, UsageKeys, parseMonthView } from './redis-usage-counter.store';
-import {
-  LocalUsageCounterStore,
-  type MonthView,
-  type UsageCounterStore,
-  type UsageDelta,
-} from './usage-counter.store';
-import { type UsagePeriod, dayOfMonth, usagePeriodOf } from './usage-period';
-import { type DailyUsageRow, type FlushBatch, UsageRepository } from './usage.repository';
+import { UsageFigures } from './usage-figures';
+import { type JournalBatch, UsageJournal, rowsOf } from './usage-journal';
+import { type UsagePeriod, usagePeriodOf } from './usage-period';
+import { type DailyUsageRow, type UsageExportCursor, type UsageExportRow, UsageRepository } from './usage.repository';
+import { type ReplayItem, type SettleEntry, UsageViewStore } from './usage-view.store';
 
-/** A tenant's usage of one month, as the quota check and the usage API see it. */
-export interface UsageSnapshot extends UsageDelta {
-  readonly dayRequests: number;
+/** A tenant's usage of one month, as the usage API and reports see it. */
+export interface UsageSnapshot {
   readonly period: UsagePeriod;
-  /** False when the shared store did not answer and the figures are this instance's best knowledge. */
+  readonly requests: number;
+  readonly dayRequests: number;
+  /** Request + response bytes. */
+  readonly bytes: number;
+  /** False when the shared view did not answer and the figures are this instance's best knowledge. */
   readonly exact: boolean;
 }
 
-interface OutageDelta {
-  readonly tenantId: string;
-  readonly month: string;
-  /** Seed token of the month view this instance last saw; the replay applies only to that view. */
-  readonly token?: string;
-  requests: number;
-  bytesIn: number;
-  bytesOut: number;
-  readonly days: Map<string, number>;
-}
-
 const SEED_ATTEMPTS = 5;
-/** The sweep for orphaned pending deltas (of instances that died) runs every this many flushes. */
-const SWEEP_EVERY_FLUSHES = 12;
 const PRUNE_EVERY_MS = 3_600_000;
+/** Replays waiting for Redis are dropped beyond this (PostgreSQL has them; only the view would lag). */
+const MAX_QUEUED_REPLAYS = 10_000;
 const FLUSH_INTERVAL_NAME = 'usage-flush';
+const BATCH_INTERVAL_NAME = 'usage-batch';
 
 /**
- * Usage counters (docs/rate-limits-and-quotas.md): shared in Redis, durable in PostgreSQL `usage_counters`.
+ * Usage accounting (docs/rate-limits-and-quotas.md). A request is counted into the tenant's shared
+ * month view by the admission script (the rate limiter's one round trip); everything that is known
+ * only once the response is over (bytes, renders, refunds of the gateway's own 5xx, and the
+ * requests of `local-sync` routes) is added here: to this instance's journal at once, and to the
+ * shared view in batches every `usage.batchIntervalMs`. Nothing per request goes to Redis here.
  *
- * Hot path, per proxied request: the month view is read by the rate limiter in its own round
- * trip (`prefetchRead`/`acceptPrefetch`), and `record()` adds the request after the response with
- * one EVALSHA (month view + pending deltas). Nothing else touches Redis or PostgreSQL per request,
- * except the first request of a tenant in a month (or after Redis lost its data), which seeds the
- * month view from PostgreSQL.
+ * Durability: each instance writes its own journal to PostgreSQL every `usage.flushIntervalSeconds`
+ * (exactly once, batch ids of migration 003), so a Redis restart loses no count, a graceful
+ * shutdown writes everything and a crash loses at most one flush interval. After each flush the
+ * amounts are replayed into a view rebuilt meanwhile (usage.scripts.ts), so views rebuilt from
+ * PostgreSQL (first use of a month, Redis lost its data) count nothing twice and miss nothing.
  *
- * Every `usage.flushIntervalSeconds`, the pending deltas go to PostgreSQL exactly once (batch ids,
- * see usage.scripts.ts and migration 003). A graceful shutdown waits for increments in flight and
- * flushes; a crash loses at most the deltas of one interval.
- *
- * Redis unreachable: increments go to an in-process buffer flushed straight to PostgreSQL (so they
- * stay durable), quota checks use the last month view this instance saw plus its own increments
- * since (or allow, having seen none), and when Redis answers again the buffered amounts are added
- * to the shared month view they were missing from.
+ * Without Redis (single-instance mode) the month views live in process (`figures`), seeded from
+ * PostgreSQL on first use, with the same journal.
  */
 @Injectable()
 export class UsageService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Usage');
-  /** Whole store without Redis; outage buffer (pending deltas only) with Redis. */
-  private readonly local = new LocalUsageCounterStore();
-  private readonly shared?: RedisUsageCounterStore;
-  /** Tenants this instance added to in Redis since the last flush. */
-  private readonly dirty = new Set<string>();
-  private readonly prefetched = new WeakMap<object, { tenantId: string; month: string; view: MonthView }>();
-  private readonly increments = new Set<Promise<void>>();
-  private readonly seeding = new Map<string, Promise<MonthView>>();
-  private readonly lastKnown = new Map<string, MonthView>();
-  /** Everything counted in process since Redis stopped answering, per tenant and month. */
-  private readonly outage = new Map<string, OutageDelta>();
-  /** Of those, what was written straight to PostgreSQL and still lacks in the shared month view. */
-  private readonly replays = new Map<string, OutageDelta>();
+  /** What this instance knows of each tenant's month (see UsageFigures). */
+  readonly figures = new UsageFigures();
+  private readonly journal = new UsageJournal();
+  private readonly views?: UsageViewStore;
+  private batch = new Map<string, SettleEntry>();
+  private sending?: Promise<void>;
+  private replays: ReplayItem[] = [];
+  private readonly seeding = new Map<string, Promise<void>>();
   private readonly failureLog = new ThrottledFailureLog(10_000);
   private flushing?: Promise<void>;
-  private flushes = 0;
+  /** Writes to PostgreSQL run one at a time, so a batch is never written (and replayed) twice at once. */
+  private writing: Promise<void> = Promise.resolve();
   private lastPruneAt = 0;
 
   constructor(
@@ -92,108 +70,107 @@ export class UsageService implements OnApplicationBootstrap, BeforeApplicationSh
     private readonly scheduler: SchedulerRegistry,
     @Optional() private readonly metrics?: GatewayMetrics,
   ) {
-    if (redis.client) this.shared = new RedisUsageCounterStore(redis.client, new UsageKeys(redis.prefix));
+    if (redis.client) {
+      this.views = new UsageViewStore(redis.client, redis.prefix);
+      // Back after an outage: what was counted in process reaches the shared views at once.
+      redis.client.on('ready', () => {
+        if (!this.journal.empty || this.replays.length > 0) void this.flush();
+      });
+    }
+  }
+
+  /** True when month views are shared through Redis. */
+  get shared(): boolean {
+    return this.views !== undefined;
   }
 
   onApplicationBootstrap(): void {
-    const interval = setInterval(() => void this.flush(), this.config.usage.flushIntervalSeconds * 1000);
-    this.scheduler.addInterval(FLUSH_INTERVAL_NAME, interval);
+    const flush = setInterval(() => void this.flush(), this.config.usage.flushIntervalSeconds * 1000);
+    this.scheduler.addInterval(FLUSH_INTERVAL_NAME, flush);
+    if (this.views) {
+      const batch = setInterval(() => void this.sendBatch(), this.config.usage.batchIntervalMs);
+      this.scheduler.addInterval(BATCH_INTERVAL_NAME, batch);
+    }
   }
 
   /**
-   * Before the database and Redis pools close (their hooks run in onApplicationShutdown): wait for
-   * the increments in flight, then flush everything this instance knows of.
+   * Before the database and Redis pools close (their hooks run in onApplicationShutdown; the HTTP
+   * server has drained by then): the last batch, then the journal, then the replays.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    if (this.scheduler.doesExist('interval', FLUSH_INTERVAL_NAME)) this.scheduler.deleteInterval(FLUSH_INTERVAL_NAME);
+    for (const name of [FLUSH_INTERVAL_NAME, BATCH_INTERVAL_NAME]) {
+      if (this.scheduler.doesExist('interval', name)) this.scheduler.deleteInterval(name);
+    }
     await this.settled();
     await this.flushing;
     await this.flush();
   }
 
-  /** The month view's HMGET for the rate limiter's round trip; undefined in single-instance mode. */
-  prefetchRead(tenantId: string, now: Date): PiggybackRead | undefined {
-    return this.shared?.monthRead(tenantId, usagePeriodOf(now));
+  /**
+   * Builds the tenant's shared month view from PostgreSQL (one caller per tenant and month; the
+   * others wait for it). Retried when a flush committed between the read and the write.
+   */
+  seedShared(tenantId: string, period: UsagePeriod): Promise<void> {
+    const views = this.views;
+    if (!views) return this.seedLocal(tenantId, period);
+    return this.once(`r|${tenantId}|${period.month}`, async () => {
+      for (let attempt = 0; attempt < SEED_ATTEMPTS; attempt++) {
+        const { base, version } = await this.repository.monthBase(tenantId, dateOf(period.monthStart), dateOf(period.monthEnd));
+        if ((await views.seed(tenantId, period, base, version)) !== 'stale') return;
+      }
+      throw new Error(`usage of tenant ${tenantId} for ${period.month} could not be seeded (flushes kept racing)`);
+    });
   }
 
-  /** Keeps the reply of `prefetchRead` for the quota check of the same request. */
-  acceptPrefetch(request: object, tenantId: string, now: Date, reply: readonly (string | null)[] | undefined): void {
-    if (reply === undefined) return;
-    const view = parseMonthView(reply);
-    if (view === undefined) return; // not seeded: the quota check seeds it
-    const month = usagePeriodOf(now).month;
-    this.lastKnown.set(`${tenantId}|${month}`, view);
-    this.prefetched.set(request, { tenantId, month, view });
+  /** Single-instance mode: the month view in process, from PostgreSQL plus nothing counted yet. */
+  seedLocal(tenantId: string, period: UsagePeriod): Promise<void> {
+    return this.once(`l|${tenantId}|${period.month}`, async () => {
+      if (this.figures.current(tenantId, period.day)?.observed) return;
+      const { base } = await this.repository.monthBase(tenantId, dateOf(period.monthStart), dateOf(period.monthEnd));
+      this.figures.observe(tenantId, period.day, localToken(), base.requests, base.days[period.day] ?? 0, base.bytesIn + base.bytesOut);
+    });
   }
 
   /**
-   * The tenant's usage this month from the request's prefetch (the rate limiter's round trip),
-   * without waiting for anything; undefined when there is none.
+   * Adds what a finished (or aborted) response adds to its request's count: never a round trip of
+   * its own (the journal at once, the shared view with the next batch).
    */
-  prefetchedSnapshot(tenantId: string, now: Date, request: object): UsageSnapshot | undefined {
-    const kept = this.prefetched.get(request);
-    if (!kept || kept.tenantId !== tenantId) return undefined;
-    const period = usagePeriodOf(now);
-    return kept.month === period.month ? this.withOutage(tenantId, period, kept.view, true) : undefined;
-  }
-
-  /** The tenant's usage this month, from the request's prefetch when there is one. */
-  async snapshot(tenantId: string, now: Date, request?: object): Promise<UsageSnapshot> {
-    const kept = request ? this.prefetchedSnapshot(tenantId, now, request) : undefined;
-    if (kept) return kept;
-    const period = usagePeriodOf(now);
-    if (!this.shared) {
-      try {
-        return this.withOutage(tenantId, period, await this.viewOf(this.local, tenantId, period), true);
-      } catch (error) {
-        this.failed('postgres', error as Error);
-        return this.withOutage(tenantId, period, undefined, false);
-      }
-    }
-    try {
-      if (!this.redis.ready) throw new Error(`connection is ${this.redis.client?.status}`);
-      const view = await this.viewOf(this.shared, tenantId, period);
-      this.lastKnown.set(`${tenantId}|${period.month}`, view);
-      return this.withOutage(tenantId, period, view, true);
-    } catch (error) {
-      this.failed('redis', error as Error);
-      return this.withOutage(tenantId, period, this.lastKnown.get(`${tenantId}|${period.month}`), false);
-    }
-  }
-
-  /** Counts a finished (or aborted) request. Never throws; the promise is tracked for shutdown. */
-  record(tenantId: string, delta: UsageDelta, now: Date = new Date()): void {
-    const day = usagePeriodOf(now).day;
-    if (!this.shared) {
-      void this.local.add(tenantId, day, delta);
+  settle(ticket: AdmissionTicket, figures: SettleFigures): void {
+    const { tenantId, day, token, deferred } = ticket;
+    const refund = figures.gatewayError;
+    const bytes = figures.bytesIn + figures.bytesOut;
+    const renders = figures.render && !refund ? 1 : 0;
+    if (!this.views) {
+      this.figures.addUnsynced(tenantId, day, refund ? -1 : 0, bytes);
+      this.journal.add(tenantId, day, token, { requests: refund ? 0 : 1, bytesIn: figures.bytesIn, bytesOut: figures.bytesOut, renders });
       return;
     }
-    if (!this.redis.ready) {
-      this.failed('redis', new Error(`connection is ${this.redis.client?.status}`));
-      this.recordLocally(tenantId, day, delta);
-      return;
+    // Counted into the view `token` at admission: the journal takes it under that tag now.
+    if (!refund && !deferred) this.journal.add(tenantId, day, token, { requests: 1, renders });
+    else if (renders) this.journal.add(tenantId, day, token, { renders });
+    if (refund && (deferred || token === '')) {
+      // Counted in process only: uncounting is local too.
+      this.figures.addUnsynced(tenantId, day, -1, 0);
+    } else if (refund) {
+      this.entryOf(tenantId, day, token).refunds++;
+    } else if (deferred) {
+      this.entryOf(tenantId, day, '').newRequests++;
     }
-    const increment = this.shared.add(tenantId, day, delta).then(
-      () => {
-        this.dirty.add(tenantId);
-      },
-      (error: Error) => {
-        // A timed-out increment may still have run: counting it again errs towards the tenant
-        // paying for a request twice rather than a request going uncounted.
-        this.failed('redis', error);
-        this.recordLocally(tenantId, day, delta);
-      },
-    );
-    this.increments.add(increment);
-    void increment.finally(() => this.increments.delete(increment));
+    if (bytes > 0) {
+      const entry = this.entryOf(tenantId, day, deferred ? '' : token);
+      entry.bytesIn += figures.bytesIn;
+      entry.bytesOut += figures.bytesOut;
+      this.figures.addUnsynced(tenantId, day, 0, bytes);
+    }
   }
 
-  /** Resolves when every increment sent so far has been answered. */
+  /** Resolves once every outcome settled so far has been sent to the shared views (or journaled). */
   async settled(): Promise<void> {
-    await Promise.allSettled([...this.increments]);
+    await this.sending;
+    await this.sendBatch();
   }
 
-  /** Writes pending deltas to PostgreSQL; concurrent callers share one run. */
+  /** Writes the journal to PostgreSQL and replays it into the views; concurrent callers share one run. */
   flush(): Promise<void> {
     this.flushing ??= this.flushAll().finally(() => {
       this.flushing = undefined;
@@ -201,30 +178,81 @@ export class UsageService implements OnApplicationBootstrap, BeforeApplicationSh
     return this.flushing;
   }
 
-  /** Flushes one tenant at once (before reports and resets), whoever holds its deltas. */
+  /** Writes one tenant's counts at once (before reports and resets). */
   async flushTenant(tenantId: string): Promise<void> {
     await this.settled();
-    if (this.shared && this.redis.ready) await this.flushStore(this.shared, [tenantId], (tenant) => this.dirty.add(tenant));
-    const direct = await this.flushStore(this.local, [tenantId]);
-    if (this.shared) this.noteReplays(direct);
+    await this.serially(async () => {
+      await this.write(this.journal.take([tenantId]));
+      await this.replayQueued();
+    });
   }
 
-  /** Per-day rows from PostgreSQL after flushing the tenant's pending deltas. */
+  /** The tenant's usage this month: the shared view plus what this instance has not synced. */
+  async snapshot(tenantId: string, now: Date = new Date()): Promise<UsageSnapshot> {
+    const period = usagePeriodOf(now);
+    if (!this.views) {
+      try {
+        await this.seedLocal(tenantId, period);
+      } catch (error) {
+        this.failed('postgres', error as Error);
+      }
+      const local = this.figures.current(tenantId, period.day);
+      return { period, requests: local?.requests ?? 0, dayRequests: local?.dayRequests ?? 0, bytes: local?.bytes ?? 0, exact: local?.observed ?? false };
+    }
+    try {
+      if (!this.redis.ready) throw new Error(`connection is ${this.redis.client?.status}`);
+      let view = await this.views.read(tenantId, period);
+      if (!view) {
+        await this.seedShared(tenantId, period);
+        view = await this.views.read(tenantId, period);
+      }
+      if (!view) throw new Error(`usage of tenant ${tenantId} for ${period.month} is not seeded`);
+      const extra = this.figures.unsynced(tenantId, period.day);
+      return {
+        period,
+        requests: view.requests + extra.requests,
+        dayRequests: view.dayRequests + extra.dayRequests,
+        bytes: view.bytes + extra.bytes,
+        exact: true,
+      };
+    } catch (error) {
+      this.failed('redis', error as Error);
+      const known = this.figures.current(tenantId, period.day);
+      return { period, requests: known?.requests ?? 0, dayRequests: known?.dayRequests ?? 0, bytes: known?.bytes ?? 0, exact: false };
+    }
+  }
+
+  /** Per-day rows from PostgreSQL, after writing this instance's counts of the tenant. */
   async daily(tenantId: string, from: string, to: string): Promise<DailyUsageRow[]> {
     await this.flushTenant(tenantId);
     return this.repository.daily(tenantId, from, to);
   }
 
-  /** Zeroes the tenant's current month everywhere; returns what it held. */
-  async resetMonth(tenantId: string, now: Date = new Date()): Promise<UsageDelta> {
+  /**
+   * The billing export, one page at a time, after writing this instance's counts. Other instances'
+   * counts reach PostgreSQL within their flush interval.
+   */
+  async *exportRows(from: string, to: string, pageSize = 1000): AsyncGenerator<UsageExportRow> {
+    await this.settled();
+    await this.flush();
+    let cursor: UsageExportCursor | undefined;
+    for (;;) {
+      const page = await this.repository.exportPage(from, to, pageSize, cursor);
+      yield* page;
+      if (page.length < pageSize) return;
+      const last = page[page.length - 1];
+      cursor = { tenantId: last.tenantId, day: last.day };
+    }
+  }
+
+  /** Zeroes the tenant's current month everywhere; returns what PostgreSQL held. */
+  async resetMonth(tenantId: string, now: Date = new Date()) {
     const period = usagePeriodOf(now);
     await this.flushTenant(tenantId);
     const before = await this.repository.deleteMonth(tenantId, dateOf(period.monthStart), dateOf(period.monthEnd));
-    if (this.shared) await this.shared.reset(tenantId, period);
-    await this.local.reset(tenantId, period);
-    this.lastKnown.delete(`${tenantId}|${period.month}`);
-    this.outage.delete(`${tenantId}|${period.month}`);
-    this.replays.delete(`${tenantId}|${period.month}`);
+    if (this.views) await this.views.reset(tenantId, period);
+    this.journal.dropMonth(tenantId, period.month);
+    this.figures.forget(tenantId);
     return before;
   }
 
@@ -232,173 +260,117 @@ export class UsageService implements OnApplicationBootstrap, BeforeApplicationSh
     return this.repository.storageUsed(tenantId);
   }
 
-  private async flushAll(): Promise<void> {
-    this.flushes++;
-    if (!this.shared) {
-      await this.flushStore(this.local, this.local.dirtyTenants());
-    } else if (!this.redis.ready) {
-      // Keep what was counted during the outage durable: straight to PostgreSQL.
-      this.noteReplays(await this.flushStore(this.local, this.local.dirtyTenants()));
-    } else {
-      await this.handOver(this.shared);
-      const tenants = new Set(this.dirty);
-      this.dirty.clear();
-      if (this.flushes % SWEEP_EVERY_FLUSHES === 1) {
-        try {
-          for (const tenant of await this.shared.unflushedTenants()) tenants.add(tenant);
-        } catch (error) {
-          this.failed('redis', error as Error);
-        }
+  private entryOf(tenantId: string, day: string, token: string): SettleEntry {
+    const key = `${tenantId}|${day}|${token}`;
+    let entry = this.batch.get(key);
+    if (!entry) this.batch.set(key, (entry = { tenantId, day, token, refunds: 0, newRequests: 0, bytesIn: 0, bytesOut: 0 }));
+    return entry;
+  }
+
+  /**
+   * One call for the whole batch (one per tenant slot on a cluster). Where a view took the amounts
+   * the journal tags them with its token; where none exists, or Redis failed, with '' (a replay
+   * adds them after the flush). A refund that could not be sent waits for the next batch: only the
+   * view it was counted into can take it back.
+   */
+  private sendBatch(): Promise<void> {
+    if (this.sending || this.batch.size === 0 || !this.views) return this.sending ?? Promise.resolve();
+    const views = this.views;
+    const entries = [...this.batch.values()];
+    this.batch = new Map();
+    const sending = this.send(views, entries).finally(() => {
+      if (this.sending === sending) this.sending = undefined;
+    });
+    this.sending = sending;
+    return sending;
+  }
+
+  private async send(views: UsageViewStore, entries: readonly SettleEntry[]): Promise<void> {
+    try {
+      if (!this.redis.ready) throw new Error(`connection is ${this.redis.client?.status}`);
+      const replies = await views.settle(entries);
+      const today = usagePeriodOf(new Date()).day;
+      entries.forEach((entry, i) => {
+        const reply = replies[i];
+        this.journal.add(entry.tenantId, entry.day, reply.token, { requests: entry.newRequests, bytesIn: entry.bytesIn, bytesOut: entry.bytesOut });
+        if (reply.token === '') return;
+        this.figures.synced(entry.tenantId, entry.day, entry.newRequests, entry.bytesIn + entry.bytesOut);
+        if (entry.day === today) this.figures.observe(entry.tenantId, entry.day, reply.token, reply.requests, reply.dayRequests, reply.bytes);
+      });
+    } catch (error) {
+      this.failed('redis', error as Error);
+      for (const entry of entries) {
+        this.journal.add(entry.tenantId, entry.day, '', { requests: entry.newRequests, bytesIn: entry.bytesIn, bytesOut: entry.bytesOut });
+        if (entry.refunds > 0) this.entryOf(entry.tenantId, entry.day, entry.token).refunds += entry.refunds;
       }
-      await this.flushStore(this.shared, [...tenants], (tenant) => this.dirty.add(tenant));
     }
+  }
+
+  private async flushAll(): Promise<void> {
+    await this.serially(async () => {
+      await this.write(this.journal.take());
+      await this.replayQueued();
+    });
     if (Date.now() - this.lastPruneAt > PRUNE_EVERY_MS) {
       this.lastPruneAt = Date.now();
       await this.repository.pruneBatches(new Date(Date.now() - 86_400_000)).catch((error: Error) => this.failed('postgres', error));
     }
   }
 
-  /**
-   * Redis answers again: hands over what this instance counted in process meanwhile. Deltas that
-   * never left the process go to Redis like ordinary increments (month view + pending); a batch
-   * that was being written to PostgreSQL is finished there (exactly once), and what reached
-   * PostgreSQL directly is added to the month views seeded before it (a view rebuilt since then
-   * was built from PostgreSQL and holds it already).
-   */
-  private async handOver(store: RedisUsageCounterStore): Promise<void> {
+  /** One PostgreSQL transaction for the batches; on failure they stay in the journal with their ids. */
+  private async write(batches: readonly JournalBatch[]): Promise<void> {
+    if (batches.length === 0) return;
+    let versions: Map<string, number>;
     try {
-      for (const tenantId of this.local.dirtyTenants()) {
-        const inflight = this.local.inflightOf(tenantId);
-        if (inflight) {
-          const done = await this.flushBatches(this.local, [{ tenantId, ...inflight }]);
-          if (done.length === 0) return; // PostgreSQL failed: retried at the next flush
-          this.noteReplays(done);
-        }
-        const batch = await this.local.take(tenantId);
-        if (batch) {
-          await store.addMany(tenantId, batch.rows);
-          await this.local.finish(tenantId, batch.batchId);
-        }
-      }
-      for (const [key, replay] of [...this.replays]) {
-        if (replay.token !== undefined) await store.replay(replay.tenantId, replay.month, replay.token, amountFields(replay));
-        this.replays.delete(key);
-      }
-      this.outage.clear();
-    } catch (error) {
-      this.failed('redis', error as Error);
-    }
-  }
-
-  /** Remembers amounts written straight to PostgreSQL, for the month views that lack them. */
-  private noteReplays(batches: readonly FlushBatch[]): void {
-    for (const batch of batches) {
-      for (const row of batch.rows) {
-        const key = `${batch.tenantId}|${row.day.slice(0, 7)}`;
-        let replay = this.replays.get(key);
-        if (!replay) {
-          const token = this.outage.get(key)?.token ?? this.lastKnown.get(key)?.token;
-          replay = { tenantId: batch.tenantId, month: row.day.slice(0, 7), token, requests: 0, bytesIn: 0, bytesOut: 0, days: new Map() };
-          this.replays.set(key, replay);
-        }
-        addAmounts(replay, row.day, row);
-      }
-    }
-  }
-
-  /**
-   * take → apply in one PostgreSQL transaction → finish. A failure leaves the batch inflight in
-   * its store, to be retried (with the same id, so at most once in PostgreSQL) at the next flush.
-   * Returns the batches that reached PostgreSQL.
-   */
-  private async flushStore(store: UsageCounterStore, tenants: readonly string[], retryLater: (tenant: string) => void = () => undefined): Promise<FlushBatch[]> {
-    const batches: FlushBatch[] = [];
-    for (const tenantId of tenants) {
-      try {
-        const batch = await store.take(tenantId);
-        if (batch) batches.push({ tenantId, ...batch });
-      } catch (error) {
-        this.failed('redis', error as Error);
-        retryLater(tenantId);
-      }
-    }
-    return this.flushBatches(store, batches, retryLater);
-  }
-
-  private async flushBatches(store: UsageCounterStore, batches: readonly FlushBatch[], retryLater: (tenant: string) => void = () => undefined): Promise<FlushBatch[]> {
-    if (batches.length === 0) return [];
-    try {
-      await this.repository.applyBatches(batches);
+      versions = await this.repository.applyBatches(batches.map((batch) => ({ batchId: batch.batchId, tenantId: batch.tenantId, rows: rowsOf(batch) })));
     } catch (error) {
       this.failed('postgres', error as Error);
-      for (const batch of batches) retryLater(batch.tenantId);
-      return [];
+      return;
     }
     for (const batch of batches) {
-      try {
-        await store.finish(batch.tenantId, batch.batchId);
-      } catch (error) {
-        // Applied but still inflight: the retry finds its id in PostgreSQL and adds nothing.
-        this.failed('redis', error as Error);
-        retryLater(batch.tenantId);
+      this.journal.finish(batch);
+      const version = versions.get(batch.batchId);
+      if (this.views && version !== undefined) this.replays.push({ tenantId: batch.tenantId, version, entries: batch.entries });
+    }
+    if (this.replays.length > MAX_QUEUED_REPLAYS) {
+      const dropped = this.replays.splice(0, this.replays.length - MAX_QUEUED_REPLAYS);
+      this.logger.warn(`usage: ${dropped.length} replays into month views dropped while Redis is unavailable (PostgreSQL has the counts)`);
+    }
+  }
+
+  private async replayQueued(): Promise<void> {
+    if (!this.views || this.replays.length === 0 || !this.redis.ready) return;
+    const items = this.replays;
+    this.replays = [];
+    try {
+      await this.views.replay(items);
+    } catch (error) {
+      this.failed('redis', error as Error);
+      this.replays = [...items, ...this.replays];
+      return;
+    }
+    // Untagged amounts (counted in process) are in the shared view now, or in the PostgreSQL rows
+    // the next rebuild of the view reads.
+    for (const item of items) {
+      for (const entry of item.entries) {
+        if (entry.tag === '') this.figures.synced(item.tenantId, entry.day, entry.requests, entry.bytesIn + entry.bytesOut);
       }
     }
-    return [...batches];
   }
 
-  /** The month view, seeding it from PostgreSQL first when absent (one caller per tenant-month). */
-  private async viewOf(store: UsageCounterStore, tenantId: string, period: UsagePeriod): Promise<MonthView> {
-    const view = await store.readMonth(tenantId, period);
-    if (view) return view;
-    const key = `${store === this.local ? 'l' : 'r'}|${tenantId}|${period.month}`;
-    let seeding = this.seeding.get(key);
-    if (!seeding) {
-      seeding = this.seed(store, tenantId, period).finally(() => this.seeding.delete(key));
-      this.seeding.set(key, seeding);
+  private serially(work: () => Promise<void>): Promise<void> {
+    const run = this.writing.then(work);
+    this.writing = run.catch(() => undefined);
+    return run;
+  }
+
+  private once(key: string, work: () => Promise<void>): Promise<void> {
+    let running = this.seeding.get(key);
+    if (!running) {
+      running = work().finally(() => this.seeding.delete(key));
+      this.seeding.set(key, running);
     }
-    return seeding;
-  }
-
-  /**
-   * Rebuilds a month view: PostgreSQL's rows + the deltas not yet flushed. Reads the store's
-   * generation and inflight batch first, then PostgreSQL (rows and "is that batch applied" in one
-   * statement); the seed refuses if a flush moved amounts meanwhile, and is retried.
-   */
-  private async seed(store: UsageCounterStore, tenantId: string, period: UsagePeriod): Promise<MonthView> {
-    for (let attempt = 0; attempt < SEED_ATTEMPTS; attempt++) {
-      const state = await store.seedState(tenantId);
-      const { base, batchApplied } = await this.repository.monthBase(tenantId, dateOf(period.monthStart), dateOf(period.monthEnd), state.inflightBatch);
-      const outcome = await store.seed(tenantId, period, base, batchApplied ? { gen: state.gen } : state);
-      if (outcome === 'stale') continue;
-      const view = await store.readMonth(tenantId, period);
-      if (view) return view;
-    }
-    throw new Error(`usage of tenant ${tenantId} for ${period.month} could not be seeded (flushes kept racing)`);
-  }
-
-  private recordLocally(tenantId: string, day: string, delta: UsageDelta): void {
-    void this.local.add(tenantId, day, delta);
-    const month = day.slice(0, 7);
-    const key = `${tenantId}|${month}`;
-    let entry = this.outage.get(key);
-    if (!entry) {
-      entry = { tenantId, month, token: this.lastKnown.get(key)?.token, requests: 0, bytesIn: 0, bytesOut: 0, days: new Map() };
-      this.outage.set(key, entry);
-    }
-    addAmounts(entry, day, delta);
-  }
-
-  private withOutage(tenantId: string, period: UsagePeriod, view: MonthView | undefined, exact: boolean): UsageSnapshot {
-    const extra = this.outage.get(`${tenantId}|${period.month}`);
-    const sameView = extra !== undefined && (view === undefined || extra.token === view.token);
-    return {
-      period,
-      exact,
-      requests: (view?.requests ?? 0) + (sameView ? extra.requests : 0),
-      bytesIn: (view?.bytesIn ?? 0) + (sameView ? extra.bytesIn : 0),
-      bytesOut: (view?.bytesOut ?? 0) + (sameView ? extra.bytesOut : 0),
-      dayRequests: (view?.dayRequests ?? 0) + (sameView ? (extra.days.get(dayOfMonth(period.day)) ?? 0) : 0),
-    };
+    return running;
   }
 
   private failed(store: 'redis' | 'postgres', error: Error): void {
@@ -408,21 +380,10 @@ export class UsageService implements OnApplicationBootstrap, BeforeApplicationSh
   }
 }
 
-function addAmounts(target: OutageDelta, day: string, delta: UsageDelta): void {
-  target.requests += delta.requests;
-  target.bytesIn += delta.bytesIn;
-  target.bytesOut += delta.bytesOut;
-  const dd = dayOfMonth(day);
-  target.days.set(dd, (target.days.get(dd) ?? 0) + delta.requests);
-}
-
-function amountFields(amounts: OutageDelta): (string | number)[] {
-  const fields: (string | number)[] = ['r', amounts.requests, 'bi', amounts.bytesIn, 'bo', amounts.bytesOut];
-  for (const [dd, n] of amounts.days) fields.push(`r:${dd}`, n);
-  return fields;
-}
-
 function dateOf(instant: Date): string {
   return instant.toISOString().slice(0, 10);
 }
 
+function localToken(): string {
+  return `local-${randomBytes(4).toString('hex')}`;
+}

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { AdmissionResult } from '../../rate-limit/admission.types';
 import type { CompiledImagePolicy } from '../../signing/image-policy';
 
 /** A tenant's limits after its per-tenant overrides are applied to its plan. */
@@ -47,8 +48,10 @@ export interface RequestState {
   backend?: string;
   bytesIn?: number;
   bytesOut?: number;
-  /** Set when the IP bucket was already consumed before the key lookup (cache miss path). */
+  /** Set once the IP bucket of the pre-authentication path was charged for this request. */
   ipLimited?: boolean;
+  /** The admission store's decision (rate part and quota part), for the steps after the rate limit. */
+  admission?: AdmissionResult;
   /** Response headers decided before the handler (rate-limit and quota headers). */
   responseHeaders?: Record<string, string | number>;
   /** X-Cache-Status of a request on a cached route (docs/cache.md). */

@@ -1,14 +1,16 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import type { GatewayContext } from '../../gateway/context';
-import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
+import { type CompiledSteps, type GatewayPlugin, PRIORITY, type StepOutcome } from '../../gateway/plugin';
 import { PluginRegistry } from '../../gateway/plugin-registry';
 import type { RouteSpec } from '../../gateway/route-spec';
-import { RateLimitGuard } from '../../rate-limit/rate-limit.guard';
-import type { RateLimitRouteName } from '../../rate-limit/rate-limit-buckets';
+import { AdmissionService } from '../../rate-limit/admission.service';
+import type { AdmissionResult } from '../../rate-limit/admission.types';
 
 /**
- * Every rate-limit bucket of the request in one Redis round trip, through the RateLimitGuard
- * instance of the Nest routes; its headers go on whatever answer is written.
+ * Every rate-limit bucket of the request (the caller's, the route's own, the route's capacity),
+ * the quota check and the request count, in one call of the admission store: one Redis round
+ * trip, or none under `local-sync`. The rate part decides here; the quota part is left in the
+ * context's `admission` slot for the quota step. The route's limits are compiled once.
  */
 @Injectable()
 export class RateLimitingPlugin implements GatewayPlugin, OnModuleInit {
@@ -17,27 +19,35 @@ export class RateLimitingPlugin implements GatewayPlugin, OnModuleInit {
 
   constructor(
     private readonly registry: PluginRegistry,
-    private readonly guard: RateLimitGuard,
+    private readonly admission: AdmissionService,
   ) {}
 
   onModuleInit(): void {
     this.registry.register(this);
   }
 
-  compile(route: RouteSpec): CompiledSteps | undefined {
-    const bucket: RateLimitRouteName | undefined = route.kind === 'proxy' ? undefined : 'proxy';
-    const guard = this.guard;
+  compile(route: RouteSpec): CompiledSteps {
+    const { limits } = route;
+    const compiled = this.admission.compileRoute({
+      routeName: limits.bucket,
+      capacity: limits.capacity,
+      perCaller: limits.perCaller,
+      policy: limits.policy,
+      countsTowardQuota: route.countsTowardQuota,
+    });
+    const admission = this.admission;
     return {
-      access: (ctx: GatewayContext) =>
-        guard
-          .admit(ctx, bucket, (headers) => {
-            for (const name in headers) ctx.header(name, String(headers[name]));
-          })
-          .then(passed),
+      access: (ctx: GatewayContext) => {
+        const decided = admission.admit(compiled, ctx);
+        return decided instanceof Promise ? decided.then((result) => apply(ctx, result)) : apply(ctx, decided);
+      },
     };
   }
 }
 
-function passed(): undefined {
-  return undefined;
+function apply(ctx: GatewayContext, result: AdmissionResult): StepOutcome {
+  ctx.admission = result;
+  const headers = result.rateHeaders;
+  for (let i = 0; i < headers.length; i++) ctx.header(headers[i][0], headers[i][1]);
+  return result.rateRefusal;
 }
