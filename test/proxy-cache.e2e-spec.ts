@@ -9,6 +9,7 @@ import { CachePurgeService } from '../src/plugins/proxy-cache/cache-purge.servic
 import { ProxyCache } from '../src/plugins/proxy-cache/proxy-cache';
 import { RequestLogService } from '../src/request-logs/request-log.service';
 import { ImgproxySigner } from '../src/signing/imgproxy-signature';
+import { UsageService } from '../src/usage/usage.service';
 import { type TestBackend, rawRequest, startBackend, waitFor } from './support/http-backends';
 import { metricValue } from './support/metrics';
 import { HIGH_RATE_LIMIT_CONFIG, type TenantWithKey, type TenantWithKeyOptions, UNLIMITED, createTenantWithKey } from './support/tenants';
@@ -411,6 +412,10 @@ describe('cache on the image routes', () => {
       expect(callsFor(backend, 'metered.jpg')).toBe(1);
       await waitFor('the bytes counted', async () => (await usage(metered)).bandwidthBytes.used === 3 * IMAGE.length);
       expect((await usage(metered)).requests.used).toBe(3);
+      // Three requests, one render: the hits spared the backend.
+      await gw.app.get(UsageService).flush();
+      const days = await (await gw.fetch('/api/v1/usage?granularity=day', { headers: { 'x-api-key': metered.key } })).json();
+      expect(days.series.at(-1)).toMatchObject({ requests: 3, bandwidthBytes: 3 * IMAGE.length, renders: 1 });
     });
 
     it('applies the tenant’s rate limit to hits', async () => {
