@@ -13,7 +13,7 @@ import { GatewayException } from '../src/common/errors/gateway.exception';
 import { GatewayConfig } from '../src/config/gateway-config';
 import { GatewayMetrics } from '../src/metrics/gateway-metrics.service';
 import type { CacheFill } from '../src/plugins/proxy-cache/cache-lookup';
-import { feedFill } from '../src/plugins/proxy-cache/feed-fill';
+import { feedFill } from '../src/proxy/feed-fill';
 import { ProxyCache } from '../src/plugins/proxy-cache/proxy-cache';
 import { requiredEnv, serveParticipant } from './participant';
 

@@ -22,7 +22,7 @@ import { Pool } from 'undici';
 import { GatewayException } from '../src/common/errors/gateway.exception';
 import { GatewayConfig } from '../src/config/gateway-config';
 import type { CacheFill } from '../src/plugins/proxy-cache/cache-lookup';
-import { feedFill } from '../src/plugins/proxy-cache/feed-fill';
+import { feedFill } from '../src/proxy/feed-fill';
 import { ProxyCache } from '../src/plugins/proxy-cache/proxy-cache';
 
 export interface CacheBenchOptions {

@@ -9,10 +9,16 @@
  *                     rate-limit bucket and the quota counters (Redis), quota check, URL sandbox
  *                     and re-signing, streaming proxy, usage count (Redis), metrics, request log
  *   gateway-no-auth   the same process and proxy on a route without the guards and interceptor
+ *   gateway-cache-hit the whole chain (API key, allowlist, limits and quota in Redis, usage count,
+ *                     metrics, request log) on a configured route with `cache:`, answered from
+ *                     the cache: one URL, so every request after the first is a hit
+ *   gateway-cache-miss the same route with a new query string on every request: each one leads a
+ *                     fetch, is stored (and, once the memory tier is full, evicts)
  *
+ * The image routes' own cache is off here, so `gateway` stays the full pipeline through the proxy.
  * Every participant runs in its own process; CPU µs per request and memory come from that
  * process. The gateway uses a real PostgreSQL (a database of its own, created and dropped here)
- * and a real Redis (a key prefix of its own, removed afterwards). Only 127.0.0.1; about 90 s.
+ * and a real Redis (a key prefix of its own, removed afterwards). Only 127.0.0.1; about two minutes.
  *
  * Options: --rounds N (3) --duration S (4) --connections N (50) --log-level L (warn)
  *          --targets gateway,baseline   load only these (ratios need baseline; for profiling)
@@ -60,6 +66,8 @@ interface Target {
   url: string;
   headers: Record<string, string>;
   process: Participant;
+  /** A query string of its own on every request (a cache miss each time). */
+  uniqueQuery?: boolean;
 }
 
 interface Sample {
@@ -134,8 +142,13 @@ async function stop(participant: Participant): Promise<void> {
   clearTimeout(timer);
 }
 
+let queries = 0;
+
 function load(target: Target, options: Options, duration = options.duration) {
-  return autocannon({ url: target.url, connections: options.connections, duration, headers: target.headers, pipelining: 1 });
+  const requests = target.uniqueQuery
+    ? [{ setupRequest: (req: autocannon.Request) => ({ ...req, path: `${new URL(target.url).pathname}?n=${++queries}` }) }]
+    : undefined;
+  return autocannon({ url: target.url, connections: options.connections, duration, headers: target.headers, pipelining: 1, requests });
 }
 
 /** A fresh database on the PostgreSQL server, dropped afterwards. */
@@ -307,6 +320,8 @@ function ratiosOf(g: Summary, b: Summary) {
 
 /** Prefix of the configured pass-through route of the `gateway-no-auth` target. */
 const PASS_THROUGH_PREFIX = '/passthrough';
+/** Prefix of the configured route with a cache of the `gateway-cache-*` targets. */
+const CACHED_PREFIX = '/cached';
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
@@ -333,7 +348,12 @@ async function main(): Promise<void> {
       rateLimit: { ip: { perMinute: 1_000_000_000 }, routes: { proxy: { perMinute: 1_000_000_000 } } },
       logging: { level: options.logLevel },
       // The same process and proxy on a configured route without authentication, limits or rewriting.
-      routes: [{ name: 'passthrough', path: `${PASS_THROUGH_PREFIX}/*`, upstream: 'imgproxy', auth: 'none', stripPrefix: PASS_THROUGH_PREFIX, methods: ['GET'] }],
+      routes: [
+        { name: 'passthrough', path: `${PASS_THROUGH_PREFIX}/*`, upstream: 'imgproxy', auth: 'none', stripPrefix: PASS_THROUGH_PREFIX, methods: ['GET'] },
+        { name: 'cached', path: `${CACHED_PREFIX}/*`, upstream: 'imgproxy', auth: 'api-key', stripPrefix: CACHED_PREFIX, methods: ['GET'], cache: { ttlSeconds: 3600 } },
+      ],
+      // `gateway` measures the proxy path; the cache is measured on the `cached` route.
+      cache: { enabled: false },
     };
     const gateway = await spawnParticipant('gateway', 'gateway', { BENCH_GATEWAY_CONFIG: JSON.stringify(gatewayConfig) });
     participants.push(gateway);
@@ -345,6 +365,8 @@ async function main(): Promise<void> {
       { name: 'baseline', url: baseline.url + IMAGE_PATH, headers: {}, process: baseline },
       { name: 'gateway', url: `${gateway.url}/i${IMAGE_PATH}`, headers: apiKey, process: gateway },
       { name: 'gateway-no-auth', url: gateway.url + PASS_THROUGH_PREFIX + IMAGE_PATH, headers: {}, process: gateway },
+      { name: 'gateway-cache-hit', url: gateway.url + CACHED_PREFIX + IMAGE_PATH, headers: apiKey, process: gateway },
+      { name: 'gateway-cache-miss', url: gateway.url + CACHED_PREFIX + IMAGE_PATH, headers: apiKey, process: gateway, uniqueQuery: true },
     ];
     const full = allTargets[2];
     const targets = allTargets.filter((t) => !options.targets || options.targets.includes(t.name));
@@ -385,7 +407,7 @@ async function main(): Promise<void> {
             after.redisWrites === undefined ? undefined : round2((after.redisWrites - (before.redisWrites ?? 0)) / Math.max(1, requests)),
         });
         process.stdout.write(
-          `round ${round} ${target.name.padEnd(15)} ${String(Math.round(result.requests.average)).padStart(6)} req/s  p50 ${result.latency.p50} ms  p99 ${result.latency.p99} ms\n`,
+          `round ${round} ${target.name.padEnd(18)} ${String(Math.round(result.requests.average)).padStart(6)} req/s  p50 ${result.latency.p50} ms  p99 ${result.latency.p99} ms\n`,
         );
       }
     }
@@ -407,7 +429,9 @@ async function main(): Promise<void> {
       };
     }
     const ratios: Record<string, ReturnType<typeof ratiosOf>> = {};
-    for (const name of ['gateway', 'gateway-no-auth']) if (summary[name] && summary.baseline) ratios[name] = ratiosOf(summary[name], summary.baseline);
+    for (const name of ['gateway', 'gateway-no-auth', 'gateway-cache-hit', 'gateway-cache-miss']) {
+      if (summary[name] && summary.baseline) ratios[name] = ratiosOf(summary[name], summary.baseline);
+    }
     const underLoad = samples.filter((s) => s.target === 'gateway').map((s) => s.redisWritesPerRequest ?? 0);
     const gatewayMemory = {
       rssAtStartMiB: mib(rssAtStart),
@@ -442,10 +466,10 @@ async function main(): Promise<void> {
     writeFileSync(file, JSON.stringify(result, null, 2));
 
     const out = (line: string) => process.stdout.write(`${line}\n`);
-    out('\n                    req/s   p50 ms   p99 ms   CPU µs/req   RSS MiB');
+    out('\n                       req/s   p50 ms   p99 ms   CPU µs/req   RSS MiB');
     for (const [name, s] of Object.entries(summary)) {
       out(
-        `${name.padEnd(16)} ${String(s.requestsPerSecond).padStart(8)} ${String(s.p50Ms).padStart(8)} ${String(s.p99Ms).padStart(8)} ${String(s.cpuMicrosPerRequest ?? '-').padStart(12)} ${String(s.rssMiB).padStart(9)}`,
+        `${name.padEnd(19)} ${String(s.requestsPerSecond).padStart(8)} ${String(s.p50Ms).padStart(8)} ${String(s.p99Ms).padStart(8)} ${String(s.cpuMicrosPerRequest ?? '-').padStart(12)} ${String(s.rssMiB).padStart(9)}`,
       );
     }
     for (const [name, r] of Object.entries(ratios)) {

@@ -21,10 +21,13 @@ async function healthOf(gw: TestApp, name: string): Promise<boolean> {
 }
 
 /** Serves n image requests of the tenant through the full pipeline; the answering backends' names. */
+let images = 0;
+
 async function served(gw: TestApp, tenant: TenantWithKey, n: number): Promise<string[]> {
   const bodies: string[] = [];
   for (let i = 0; i < n; i++) {
-    const res = await gw.fetch(`/i/insecure/plain/local:///h-${i}.jpg`, { headers: { 'x-api-key': tenant.key } });
+    // A new image each time: a cached one would not show which backend the balancer chose.
+    const res = await gw.fetch(`/i/insecure/plain/local:///h-${++images}.jpg`, { headers: { 'x-api-key': tenant.key } });
     expect(res.status).toBe(200);
     bodies.push(await res.text());
   }
@@ -80,7 +83,7 @@ describe('active health checks (1 s interval, unhealthy after 3, healthy after 2
       return !healthy;
     });
     expect(new Set(await served(gw, tenant, 6))).toEqual(new Set(['checked-b']));
-    expect(b.imageRequests.at(-1)?.url).toBe(sandboxedPlainPath(tenant.tenantId, '', 'h-5.jpg'));
+    expect(b.imageRequests.at(-1)?.url).toBe(sandboxedPlainPath(tenant.tenantId, '', `h-${images}.jpg`));
     const rows = await (await gw.admin('/admin/v1/backends')).json();
     expect(rows.find((r: { name: string }) => r.name === 'checked-a')).toMatchObject({ isHealthy: false, lastHealthCheck: expect.any(String) });
     expect((await gw.fetch('/health/ready')).status).toBe(200);

@@ -28,6 +28,7 @@ function entry(overrides: Partial<RequestLogEntry> = {}): RequestLogEntry {
     bytesIn: 0,
     bytesOut: 1000 + seq,
     clientIp: '203.0.113.7',
+    cache: null,
     ...overrides,
   };
 }
@@ -59,10 +60,10 @@ describe('request logs: queue, writer, retention (real PostgreSQL)', () => {
   });
 
   it('writes queued entries in batches with every field', async () => {
-    const e = entry({ tenantId: TENANT_B, keyId: null, backend: null, clientIp: '2001:db8::1', status: 404, bytesIn: 7 });
+    const e = entry({ tenantId: TENANT_B, keyId: null, backend: null, clientIp: '2001:db8::1', status: 404, bytesIn: 7, cache: 'hit' });
     expect(service.enqueue(e)).toBe(true);
     await service.flush();
-    const { rows } = await db.query(`SELECT request_id, tenant_id, key_id, backend, method, route, path, status, duration_ms, bytes_in, bytes_out, host(client_ip) AS ip FROM request_logs`);
+    const { rows } = await db.query(`SELECT request_id, tenant_id, key_id, backend, method, route, path, status, duration_ms, bytes_in, bytes_out, host(client_ip) AS ip, cache FROM request_logs`);
     expect(rows).toEqual([
       {
         request_id: e.requestId,
@@ -77,6 +78,7 @@ describe('request logs: queue, writer, retention (real PostgreSQL)', () => {
         bytes_in: '7',
         bytes_out: String(e.bytesOut),
         ip: '2001:db8::1',
+        cache: 'hit',
       },
     ]);
   });

@@ -30,6 +30,8 @@ export interface ChainOptions {
  */
 export class Chain {
   readonly timings: StepTimings | undefined;
+  /** Some step sees response headers (CORS, header rules): answers written by a step then go through `respond`. */
+  readonly hasResponseSteps: boolean;
 
   constructor(
     private readonly access: readonly AccessStep[],
@@ -39,6 +41,7 @@ export class Chain {
     private readonly refuse: RefusalWriter,
     options: ChainOptions = {},
   ) {
+    this.hasResponseSteps = responseSteps.length > 0;
     this.timings = options.timed
       ? { names: stepNames, nanos: new Float64Array(access.length + 1), calls: new Float64Array(access.length + 1) }
       : undefined;
@@ -53,6 +56,14 @@ export class Chain {
   respond(ctx: GatewayContext, status: number, headers: OutgoingHttpHeaders): void {
     const steps = this.responseSteps;
     for (let i = 0; i < steps.length; i++) steps[i](ctx, status, headers);
+  }
+
+  /**
+   * The terminal alone, for a step that makes the upstream request itself (the cache leads a
+   * fetch its waiters share); its failure is the caller's to answer.
+   */
+  forward(ctx: GatewayContext): void | Promise<void> {
+    return this.terminal(ctx);
   }
 
   /** The access steps only, for a WebSocket upgrade; resolves to the refusal or undefined. */

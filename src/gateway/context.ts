@@ -31,6 +31,8 @@ export interface RequestState {
   admission?: AdmissionResult;
   /** Response headers decided before the handler (rate-limit and quota headers). */
   responseHeaders?: Record<string, string | number>;
+  /** X-Cache-Status of a request on a cached route (docs/cache.md). */
+  cacheStatus?: 'HIT' | 'MISS' | 'BYPASS';
 }
 
 declare module 'fastify' {
@@ -55,7 +57,13 @@ export type RawWithState = IncomingMessage & { gw?: RequestState };
 /** What a request keeps of the route it matched (route-table.ts builds it): its spec and its chain. */
 export interface MatchedRoute {
   readonly spec: RouteSpec;
-  readonly chain: { respond(ctx: GatewayContext, status: number, headers: OutgoingHttpHeaders): void };
+  readonly chain: {
+    /** Whether the route has response steps (CORS, header rules) for answers others write. */
+    readonly hasResponseSteps: boolean;
+    respond(ctx: GatewayContext, status: number, headers: OutgoingHttpHeaders): void;
+    /** The route's terminal alone (the proxy), for a step that has the upstream fetched on its behalf. */
+    forward(ctx: GatewayContext): void | Promise<void>;
+  };
 }
 
 /** Runs once when the response has ended or the client went away; `aborted` tells which. */
@@ -110,6 +118,17 @@ export class GatewayContext implements RequestState {
   /** Slot of the cache step for the proxy step (the fill of a coalesced miss). */
   cache: unknown = undefined;
   cacheStatus: 'HIT' | 'MISS' | 'BYPASS' | undefined = undefined;
+  /**
+   * The image source the sandbox approved (`local:///tenants/<id>/a.jpg`, `https://...`), set by
+   * the imgproxy rewrite: what the cache matches purge prefixes against.
+   */
+  imageSource: string | undefined = undefined;
+  /**
+   * An image backend answered this very request: its own proxied request, or the fetch it led
+   * for the cache. False for a cache hit, and for a request that joined another's fetch (one
+   * render served several clients). Usage counts renders from it.
+   */
+  rendered = false;
   /** Status written by the gateway itself (refusals, 5xx of the proxy), for refunds and logs. */
   gatewayStatus = 0;
   private endHooks: EndHook[] | undefined = undefined;

@@ -82,6 +82,14 @@ describe('RequestLineLogger', () => {
     });
   });
 
+  it('says how the cache answered on a cached route', () => {
+    const { lines, logger } = capture('info');
+    for (const cacheStatus of ['HIT', 'MISS', 'BYPASS', undefined] as const) {
+      logger.requestFinished({ ...finished(200), state: { ...state, cacheStatus } } as unknown as FinishedRequest);
+    }
+    expect(lines.map((line) => line.cache)).toEqual(['hit', 'miss', 'bypass', undefined]);
+  });
+
   it('reports an aborted response as 499 and a 5xx at error', () => {
     const { lines, logger } = capture('info');
     logger.requestFinished(finished(499, true));

@@ -31,6 +31,10 @@ export const REDACTED_PATHS = [
   '*.signingSalt',
 ];
 
+/** X-Cache-Status as logs, request logs and metrics spell it. */
+export const CACHE_LABELS = { HIT: 'hit', MISS: 'miss', BYPASS: 'bypass' } as const;
+export type CacheLabel = (typeof CACHE_LABELS)[keyof typeof CACHE_LABELS];
+
 const QUIET_PATHS = /^\/(health(\/|\?|$)|metrics(\?|$))/;
 const SHAPE_ONLY = new UrlRedactor();
 
@@ -94,8 +98,8 @@ export function requestLineLevel(url: string, status: number): Level {
 /**
  * One JSON line per request when its response ends or is aborted (docs/observability.md): requestId,
  * traceId, clientIp, method, route template, route name, status (499 + aborted when the client
- * closed first), tenantId, keyId, backend, bytes, durationMs and the URL with credentials masked
- * by name and by value. Built from `request.gw` only, so it holds no header and nothing else to
+ * closed first), tenantId, keyId, backend, cache (`hit`, `miss`, `bypass` on a cached route),
+ * bytes, durationMs and the URL with credentials masked by name and by value. Built from `request.gw` only, so it holds no header and nothing else to
  * redact.
  */
 export class RequestLineLogger {
@@ -130,6 +134,7 @@ export class RequestLineLogger {
         tenantId: auth?.tenantId,
         keyId: auth?.keyId,
         backend: state.backend,
+        cache: state.cacheStatus === undefined ? undefined : CACHE_LABELS[state.cacheStatus],
         bytesIn: state.bytesIn ?? 0,
         bytesOut: state.bytesOut ?? 0,
         durationMs: Math.round(durationSeconds * 1000),

@@ -17,6 +17,8 @@ import { requestFields } from '../logging/logging.options';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import type { BackendLease } from '../upstreams/backend-state/backend-pool';
 import { backoffDelay } from '../upstreams/backend-state/backoff';
+import type { ResponseFill } from './response-fill';
+import { feedFill } from './feed-fill';
 import { ByteCounter } from './byte-counter';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './proxy-headers';
 import { UpstreamClients } from './upstream-clients';
@@ -40,6 +42,8 @@ export interface ForwardPlan {
   readonly set: Readonly<Record<string, string>>;
   /** Pass the upstream's Set-Cookie on (an application's sessions; never an image backend's). */
   readonly keepCookies: boolean;
+  /** The upstream's answers are renders (the image routes' imgproxy pool): `ctx.rendered`. */
+  readonly renders: boolean;
 }
 
 /** Methods that may be replayed on another backend (when they carry no body). */
@@ -72,8 +76,16 @@ export class Forwarder {
     this.trustedProxies = new CidrMatcher(config.server.trustedProxies);
   }
 
-  /** Answers the request on `ctx.res` with an upstream response; rejects with the refusal to write. */
-  async forward(ctx: GatewayContext, plan: ForwardPlan): Promise<void> {
+  /**
+   * Answers the request on `ctx.res` with an upstream response; rejects with the refusal to write.
+   *
+   * With `fill` (the cache step made this request lead a fetch), the answer goes into the fill
+   * instead, and the cache writes it to every client waiting on it, this one included: the same
+   * backend choice, failover, timeouts and circuit reporting, and a rejection fails the fill. The
+   * fetch is cancelled by the fill's signal (nobody wants the body any more), not by this client
+   * leaving: the others, or the cache, may still want it.
+   */
+  async forward(ctx: GatewayContext, plan: ForwardPlan, fill?: ResponseFill): Promise<void> {
     const req = ctx.req!;
     const pool = this.registry.pool(plan.upstream);
     if (!pool) throw refusals.noHealthyBackend();
@@ -81,11 +93,15 @@ export class Forwarder {
     const body = this.requestBody(ctx, plan);
     const headers = this.upstreamHeaders(ctx, plan);
 
-    // A client that goes away cancels whatever is under way upstream (connect, wait, body).
-    const abort = new AbortController();
-    ctx.onEnd((_ctx, aborted) => {
-      if (aborted) abort.abort();
-    });
+    let signal: AbortSignal;
+    if (fill === undefined) {
+      // A client that goes away cancels whatever is under way upstream (connect, wait, body).
+      const abort = new AbortController();
+      signal = abort.signal;
+      ctx.onEnd((_ctx, aborted) => {
+        if (aborted) abort.abort();
+      });
+    } else signal = fill.signal;
 
     const { retryBackoffMs, retryBackoffCapMs, headersTimeoutMs, bodyIdleTimeoutMs } = this.config.proxy;
     const attempts = IDEMPOTENT.has(method) && body === undefined ? plan.retries + 1 : 1;
@@ -96,7 +112,7 @@ export class Forwarder {
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (last && last.kind !== 'busy') {
         const delay = backoffDelay(attempt - 1, { baseMs: retryBackoffMs, capMs: retryBackoffCapMs });
-        if (delay > 0 && !(await sleep(delay, true, { signal: abort.signal }).catch(() => false))) return;
+        if (delay > 0 && !(await sleep(delay, true, { signal }).catch(() => false))) return;
       }
       const lease = pool.choose({ clientIp: ctx.clientIp, exclude: tried });
       if (!lease) {
@@ -114,7 +130,7 @@ export class Forwarder {
           method: method as Dispatcher.HttpMethod,
           headers,
           body,
-          signal: abort.signal,
+          signal,
           headersTimeout: plan.timeoutMs ?? headersTimeoutMs,
           bodyTimeout: plan.timeoutMs ?? bodyIdleTimeoutMs,
         });
@@ -123,7 +139,7 @@ export class Forwarder {
         lease.release();
         // Our own refusal of the request body (too large) is the client's doing, not the backend's.
         if (error instanceof GatewayException) throw error;
-        const kind = classifyUpstreamError(error, abort.signal.aborted);
+        const kind = classifyUpstreamError(error, signal.aborted);
         if (kind === 'aborted') return;
         this.failed(lease);
         this.metrics?.upstreamFailed(lease.backend.name, kind);
@@ -148,7 +164,9 @@ export class Forwarder {
         continue;
       }
       this.succeeded(lease);
-      this.respond(ctx, plan, response, lease, abort);
+      ctx.rendered = plan.renders;
+      if (fill === undefined) this.respond(ctx, plan, response, lease, signal);
+      else this.feed(ctx, fill, response, lease);
       return;
     }
     throw finalError(last);
@@ -253,10 +271,13 @@ export class Forwarder {
     return headers;
   }
 
-  private respond(ctx: GatewayContext, plan: ForwardPlan, response: Dispatcher.ResponseData, lease: BackendLease, abort: AbortController): void {
+  private respond(ctx: GatewayContext, plan: ForwardPlan, response: Dispatcher.ResponseData, lease: BackendLease, signal: AbortSignal): void {
     const res = ctx.res!;
     const status = response.statusCode;
     const headers: OutgoingHttpHeaders = downstreamResponseHeaders(response.headers as IncomingHttpHeaders, { keepCookies: plan.keepCookies });
+    // On a cached route the cache passed this one through (BYPASS, or a MISS it could not share);
+    // set before the response steps, which see it as on the answers the cache writes.
+    if (ctx.cacheStatus !== undefined) headers['x-cache-status'] = ctx.cacheStatus;
     ctx.compiled?.chain.respond(ctx, status, headers);
     const decided = ctx.replyHeaders;
     for (let i = 0; i < decided.length; i += 2) headers[decided[i]] = decided[i + 1];
@@ -296,7 +317,7 @@ export class Forwarder {
     });
     upstream.on('error', (error: Error & { code?: string }) => {
       release();
-      if (abort.signal.aborted || res.destroyed) return;
+      if (signal.aborted || res.destroyed) return;
       this.logger.warn({ ...requestFields(ctx), backend: lease.backend.name, code: error.code }, 'upstream body failed');
       if (!started) writeRefusal(ctx, new GatewayException(error.code === 'UND_ERR_BODY_TIMEOUT' ? 'gateway_timeout' : 'bad_gateway'));
       // Once the status line is out, the only honest signal left is to cut the connection.
@@ -306,6 +327,19 @@ export class Forwarder {
       if (aborted && !upstream.destroyed) upstream.destroy();
       release();
     });
+  }
+
+  /**
+   * A fetch the cache leads: the answer goes into the fill (feedFill keeps the first-byte rule:
+   * the head goes out with the first body byte), the backend is released when its body is done.
+   */
+  private feed(ctx: GatewayContext, fill: ResponseFill, response: Dispatcher.ResponseData, lease: BackendLease): void {
+    const upstream = response.body;
+    upstream.once('error', (error: Error & { code?: string }) => {
+      if (fill.signal.aborted || error.code === 'UND_ERR_ABORTED') return;
+      this.logger.warn({ ...requestFields(ctx), backend: lease.backend.name, code: error.code }, 'upstream body failed');
+    });
+    void feedFill(fill, response).then(() => lease.release());
   }
 
   private observe(lease: BackendLease, started: bigint): void {

@@ -6,6 +6,7 @@ import type { Terminal } from '../gateway/chain';
 import type { GatewayContext } from '../gateway/context';
 import { PluginRegistry, type TerminalFactory } from '../gateway/plugin-registry';
 import type { RouteSpec } from '../gateway/route-spec';
+import type { ResponseFill } from './response-fill';
 import { compileHeaderEdit } from './header-edit';
 import { type ForwardPlan, Forwarder } from './forwarder';
 
@@ -15,7 +16,8 @@ export const TENANT_HEADER = 'x-gateway-tenant';
 /**
  * The last step of every route: the proxy to the route's upstream (and, for `websocket: true`
  * routes, the upgrade pipe). Compiles each route's forwarding plan once: which headers pass,
- * which the route sets or removes, its retries, timeout and body limit.
+ * which the route sets or removes, its retries, timeout and body limit. When the cache step put
+ * a fill in the context's `cache` slot, this request leads a fetch and the answer goes there.
  */
 @Injectable()
 export class ProxyTerminal implements TerminalFactory, OnModuleInit {
@@ -39,7 +41,7 @@ export class ProxyTerminal implements TerminalFactory, OnModuleInit {
     const forwarder = this.forwarder;
     return (ctx: GatewayContext) => {
       prepare(ctx, route);
-      return forwarder.forward(ctx, plan);
+      return forwarder.forward(ctx, plan, ctx.cache as ResponseFill | undefined);
     };
   }
 }
@@ -84,6 +86,7 @@ export function forwardPlan(route: RouteSpec): ForwardPlan {
     strip,
     set: Object.fromEntries(edit?.set ?? []),
     keepCookies: route.kind === 'proxy',
+    renders: route.kind !== 'proxy',
   };
 }
 

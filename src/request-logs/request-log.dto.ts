@@ -40,6 +40,8 @@ export class RequestLogEntryDto {
   @ApiProperty({ description: 'Request body bytes received.', example: 0 }) bytesIn: number;
   @ApiProperty({ description: 'Response body bytes sent.', example: 18234 }) bytesOut: number;
   @ApiPropertyOptional({ description: 'Client address (docs/proxy-and-backends.md).', nullable: true, example: '203.0.113.7' }) clientIp: string | null;
+  @ApiPropertyOptional({ description: 'How the response cache answered (docs/cache.md); null on a route without a cache.', nullable: true, enum: ['hit', 'miss', 'bypass'], example: 'hit' })
+  cache: 'hit' | 'miss' | 'bypass' | null;
 }
 
 export class RequestLogPageDto {

@@ -1,3 +1,4 @@
+import type { CacheLabel } from '../logging/logging.options';
 import { UrlRedactor } from '../logging/url-redaction';
 
 const SHAPE_ONLY = new UrlRedactor();
@@ -19,6 +20,8 @@ export interface RequestLogEntry {
   bytesIn: number;
   bytesOut: number;
   clientIp: string | null;
+  /** How the response cache answered (`hit`, `miss`, `bypass`); null on a route without a cache. */
+  cache: CacheLabel | null;
 }
 
 /** The routes whose requests are logged to PostgreSQL; admin, health and metrics are not. */

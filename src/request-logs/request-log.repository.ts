@@ -33,6 +33,7 @@ interface DbRow {
   bytes_in: string;
   bytes_out: string;
   client_ip: string | null;
+  cache: string | null;
 }
 
 @Injectable()
@@ -44,9 +45,9 @@ export class RequestLogRepository {
     if (entries.length === 0) return;
     const col = <K extends keyof RequestLogEntry>(key: K) => entries.map((e) => e[key]);
     await this.dataSource.query(
-      `INSERT INTO request_logs (created_at, request_id, tenant_id, key_id, backend, method, route, path, status, duration_ms, bytes_in, bytes_out, client_ip)
+      `INSERT INTO request_logs (created_at, request_id, tenant_id, key_id, backend, method, route, path, status, duration_ms, bytes_in, bytes_out, client_ip, cache)
        SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                            $9::smallint[], $10::int[], $11::bigint[], $12::bigint[], $13::inet[])`,
+                            $9::smallint[], $10::int[], $11::bigint[], $12::bigint[], $13::inet[], $14::text[])`,
       [
         col('createdAt'),
         col('requestId'),
@@ -61,6 +62,7 @@ export class RequestLogRepository {
         col('bytesIn'),
         col('bytesOut'),
         col('clientIp'),
+        col('cache'),
       ],
     );
   }
@@ -94,7 +96,7 @@ export class RequestLogRepository {
     const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
     const [rows, count] = await Promise.all([
       this.dataSource.query<DbRow[]>(
-        `SELECT id, created_at, request_id, tenant_id, key_id, backend, method, route, path, status, duration_ms, bytes_in, bytes_out, host(client_ip) AS client_ip
+        `SELECT id, created_at, request_id, tenant_id, key_id, backend, method, route, path, status, duration_ms, bytes_in, bytes_out, host(client_ip) AS client_ip, cache
            FROM request_logs ${filter} ORDER BY created_at DESC, id DESC LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
         [...params, query.limit, query.offset],
       ),
@@ -120,5 +122,6 @@ function toRow(row: DbRow): RequestLogRow {
     bytesIn: Number(row.bytes_in),
     bytesOut: Number(row.bytes_out),
     clientIp: row.client_ip,
+    cache: row.cache as RequestLogRow['cache'],
   };
 }

@@ -1,6 +1,7 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Cron, CronExpression } from '@nestjs/schedule';
 import { GatewayConfig } from '../config/gateway-config';
+import { CACHE_LABELS } from '../logging/logging.options';
 import { UrlRedactor } from '../logging/url-redaction';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { FinishedRequest, RequestLifecycleListener, RequestObserver } from '../gateway/request-observer';
@@ -76,6 +77,7 @@ export class RequestLogService implements OnModuleInit, BeforeApplicationShutdow
       bytesIn: state.bytesIn ?? 0,
       bytesOut: state.bytesOut ?? 0,
       clientIp: state.clientIp || null,
+      cache: state.cacheStatus === undefined ? null : CACHE_LABELS[state.cacheStatus],
     });
   }
 

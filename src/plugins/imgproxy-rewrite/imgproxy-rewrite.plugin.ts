@@ -9,7 +9,8 @@ import type { SignedModeImgproxyPath } from '../../signing/imgproxy-url';
 /**
  * The image routes' rewrite: the tenant's source sandbox applied to the imgproxy URL, then the
  * URL re-signed with the backends' own key, so backends only ever see URLs the gateway signed.
- * Header mode parses the URL here; signed mode takes the path the signature step verified.
+ * Header mode parses the URL here; signed mode takes the path the signature step verified. The
+ * approved source goes to the context for the cache (purges match it).
  */
 @Injectable()
 export class ImgproxyRewritePlugin implements GatewayPlugin, OnModuleInit {
@@ -33,6 +34,7 @@ export class ImgproxyRewritePlugin implements GatewayPlugin, OnModuleInit {
           const upstream = urls.rewriteHeaderModeUrl(ctx.req!.url ?? '', ctx.auth!);
           ctx.upstreamPath = upstream.upstreamPath;
           ctx.upstreamHeaders = upstream.extraHeaders;
+          ctx.imageSource = upstream.source.url;
           return undefined;
         },
       };
@@ -43,6 +45,7 @@ export class ImgproxyRewritePlugin implements GatewayPlugin, OnModuleInit {
           const upstream = urls.upstreamFor(ctx.image as SignedModeImgproxyPath, ctx.auth!);
           ctx.upstreamPath = upstream.upstreamPath;
           ctx.upstreamHeaders = upstream.extraHeaders;
+          ctx.imageSource = upstream.source.url;
           return undefined;
         },
       };

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { GatewayException } from '../../common/errors/gateway.exception';
-import type { CacheFill, CacheRequest, CacheResponse, UpstreamFetch } from './cache-lookup';
+import type { ByteSink, CacheFill, CacheRequest, CacheResponse, UpstreamFetch } from './cache-lookup';
 import { variantKey } from './cache-key';
 import { isConditional, notModified } from './conditional';
 import { type Freshness, responseFreshness } from './freshness';
@@ -30,6 +30,8 @@ export class Waiter {
   cursor = 0;
   /** Body bytes handed to `res`. */
   written = 0;
+  /** Where those bytes are also counted as they go (the request's accounting). */
+  sink: ByteSink | undefined = undefined;
   blocked = false;
   notModified = false;
   /** How often it moved to another fill; bounded, after which it fetches alone. */
@@ -122,8 +124,9 @@ export class Fill implements CacheFill {
   response(statusCode: number, headers: IncomingHttpHeaders | OutgoingHttpHeaders): boolean {
     if (this.state !== 'pending') return false;
     this.state = 'streaming';
-    const head = ResponseHead.fromHeaders(statusCode, headers);
     const freshness = responseFreshness(statusCode, headers, this.ttlCapSeconds, Date.now());
+    // An unshareable answer only ever reaches the leader: it may keep a cookie its route passes on.
+    const head = ResponseHead.fromHeaders(statusCode, headers, !freshness.shareable && this.request.keepCookies === true);
     this.head = head;
     this.freshness = freshness;
     this.shareable = freshness.shareable;
@@ -210,10 +213,16 @@ export class Fill implements CacheFill {
   }
 
   /** Writes the response to one waiter's client (its CacheResponse.respond). */
-  attach(waiter: Waiter, res: ServerResponse, extra: readonly string[] | undefined, hook: HeadersHook | undefined): Promise<number> {
+  attach(waiter: Waiter, res: ServerResponse, extra: readonly string[] | undefined, hook: HeadersHook | undefined, sink: ByteSink | undefined): Promise<number> {
     if (this.state === 'failed' || !this.waiters.has(waiter)) return Promise.reject(this.error ?? new GatewayException('bad_gateway'));
+    if (res.destroyed) {
+      // The client left while the head was on its way: it no longer holds the fetch up.
+      this.leave(waiter);
+      return Promise.resolve(0);
+    }
     const head = this.head!;
     waiter.res = res;
+    waiter.sink = sink;
     const status = waiter.notModified ? 304 : head.statusCode;
     const own = waiter.notModified || head.contentLength === undefined ? ['x-cache-status', 'MISS'] : ['content-length', String(head.contentLength), 'x-cache-status', 'MISS'];
     writeHead(res, status, waiter.notModified ? head.notModifiedFields : head.fields, own, extra, hook);
@@ -239,7 +248,7 @@ export class Fill implements CacheFill {
     // The leader's conditional headers went upstream; a waiter's are answered here.
     waiter.notModified = waiter !== this.leader && head.statusCode === 200 && isConditional(waiter.request.requestHeaders) && notModified(waiter.request.requestHeaders, head.validators);
     const statusCode = waiter.notModified ? 304 : head.statusCode;
-    waiter.resolve({ status: 'MISS', statusCode, respond: (res, extra, hook) => this.attach(waiter, res, extra, hook) });
+    waiter.resolve({ status: 'MISS', statusCode, respond: (res, extra, hook, sink) => this.attach(waiter, res, extra, hook, sink) });
   }
 
   private move(waiter: Waiter, solo: boolean): void {
@@ -257,6 +266,7 @@ export class Fill implements CacheFill {
       }
       waiter.cursor++;
       waiter.written += chunk.length;
+      if (waiter.sink !== undefined) waiter.sink.bytesOut += chunk.length;
       if (!res.write(chunk)) {
         waiter.blocked = true;
         res.once('drain', () => {

@@ -1,4 +1,5 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { ResponseFill } from '../../proxy/response-fill';
 import type { HeadersHook } from './response-head';
 
 export type { HeadersHook } from './response-head';
@@ -25,6 +26,16 @@ export interface CacheRequest {
   readonly requestHeaders: IncomingHttpHeaders;
   /** The route's TTL; `cache.defaultTtlSeconds` when absent. The response may shorten it, never lengthen it. */
   readonly ttlSeconds?: number;
+  /**
+   * The route passes a backend's Set-Cookie on (configured routes): kept on an answer that is
+   * never shared or stored, i.e. the leader's own. Off for the image routes.
+   */
+  readonly keepCookies?: boolean;
+}
+
+/** Where the body bytes an answer writes are counted as they go (the request context's `bytesOut`). */
+export interface ByteSink {
+  bytesOut: number;
 }
 
 /**
@@ -32,8 +43,9 @@ export interface CacheRequest {
  * headers, feeding what it receives into the fill (`feedFill` does it for an undici response).
  * Called by the cache when this request leads a fetch, and again when a coalesced request turns
  * out to need a fetch of its own (its Vary values differ, or the shared response was private).
+ * `request` is the one passed to `lookup` for that request, so one function can serve a route.
  */
-export type UpstreamFetch = (fill: CacheFill) => void;
+export type UpstreamFetch = (fill: CacheFill, request: CacheRequest) => void;
 
 /** An answer the cache writes (a stored entry, or a fetch streaming to its waiters). */
 export interface CacheResponse {
@@ -44,18 +56,20 @@ export interface CacheResponse {
   /**
    * Writes the answer with one `writeHead` (the stored headers, Content-Length, Age,
    * X-Cache-Status, then `extraHeaders`: flat name/value pairs such as the request id and rate-limit
-   * headers) and returns the body bytes written. A hit is synchronous; a fetch resolves when its
-   * body has been written, and rejects when the fetch failed (the connection is then cut, unless
-   * nothing was written yet, so the caller can still answer the error).
+   * headers, which win over stored ones) and returns the body bytes written. A hit is
+   * synchronous; a fetch resolves when its body has been written (or the client left), and
+   * rejects when the fetch failed (the connection is then cut, unless nothing was written yet, so
+   * the caller can still answer the error). A fetch also adds each chunk to `sink` as it is
+   * written, for accounting that runs when the response closes, before this promise settles.
    */
-  respond(res: ServerResponse, extraHeaders?: readonly string[], onHeaders?: HeadersHook): number | Promise<number>;
+  respond(res: ServerResponse, extraHeaders?: readonly string[], onHeaders?: HeadersHook, sink?: ByteSink): number | Promise<number>;
 }
 
 /** A fresh entry in memory: answer now. */
 export interface CacheHit extends CacheResponse {
   readonly kind: 'hit';
   readonly status: 'HIT';
-  respond(res: ServerResponse, extraHeaders?: readonly string[], onHeaders?: HeadersHook): number;
+  respond(res: ServerResponse, extraHeaders?: readonly string[], onHeaders?: HeadersHook, sink?: ByteSink): number;
 }
 
 /**
@@ -81,22 +95,5 @@ export interface CachePass {
 
 export type CacheLookup = CacheHit | CacheWait | CachePass;
 
-/**
- * What a fetch feeds the cache: the response head, the body chunks as they arrive, then the end
- * or the failure. The cache writes every waiting client's answer from it, the leader's included,
- * each at its own pace.
- */
-export interface CacheFill {
-  /** Aborted when nobody wants the body any more (every client left and nothing is to be stored): cancel upstream. */
-  readonly signal: AbortSignal;
-  /** The backend's status and headers. False: the body is not wanted (stop feeding; later calls are ignored). */
-  response(statusCode: number, headers: IncomingHttpHeaders | OutgoingHttpHeaders): boolean;
-  /** One body chunk (kept by reference, never modified). False: pause until `onDrain` calls back. */
-  chunk(chunk: Buffer): boolean;
-  /** Called once when feeding may resume after `chunk` returned false. */
-  onDrain(listener: () => void): void;
-  /** The body is complete. */
-  end(): void;
-  /** The fetch failed: every waiter fails with this error, nothing is stored. */
-  fail(error: unknown): void;
-}
+/** The fill a fetch feeds (src/proxy/response-fill.ts): the forwarder's side of the seam. */
+export type CacheFill = ResponseFill;

@@ -6,15 +6,17 @@ import { CachePurgeController } from './cache-purge.controller';
 import { CachePurgeRequests } from './cache-purge.requests';
 import { CachePurgeService } from './cache-purge.service';
 import { ProxyCache } from './proxy-cache';
+import { ProxyCachePlugin } from './proxy-cache.plugin';
 
 /**
- * The response cache (docs/cache.md): ProxyCache is the request-path piece a chain step calls;
- * CachePurgeService purges on every instance (uploads use it when an image is deleted).
+ * The response cache (docs/cache.md): ProxyCachePlugin is its step in the route chains, over
+ * ProxyCache (the tiers, coalescing); CachePurgeService purges on every instance (uploads use it
+ * when an image is deleted).
  */
 @Module({
   imports: [AuthModule, TenantsModule],
   controllers: [CachePurgeController, CachePurgeAdminController],
-  providers: [ProxyCache, CachePurgeService, CachePurgeRequests],
+  providers: [ProxyCache, ProxyCachePlugin, CachePurgeService, CachePurgeRequests],
   exports: [ProxyCache, CachePurgeService],
 })
 export class ProxyCacheModule {}

@@ -10,7 +10,7 @@ import { GatewayException } from '../../common/errors/gateway.exception';
 import { GatewayConfig } from '../../config/gateway-config';
 import { GatewayMetrics } from '../../metrics/gateway-metrics.service';
 import type { CacheFill, CacheLookup } from './cache-lookup';
-import { feedFill } from './feed-fill';
+import { feedFill } from '../../proxy/feed-fill';
 import { ProxyCache } from './proxy-cache';
 
 /**

@@ -59,7 +59,6 @@ export interface PurgeSelector {
  */
 @Injectable()
 export class ProxyCache implements FillOwner, OnApplicationShutdown {
-  readonly enabled: boolean;
   readonly maxEntryBytes: number;
   readonly disk: DiskTier | undefined;
   private readonly logger = new Logger('Cache');
@@ -83,7 +82,6 @@ export class ProxyCache implements FillOwner, OnApplicationShutdown {
     @Optional() private readonly metrics?: GatewayMetrics,
   ) {
     const cache = config.cache;
-    this.enabled = cache.enabled;
     this.maxEntryBytes = Math.min(cache.maxEntryBytes, cache.memoryMaxBytes);
     this.defaultTtlSeconds = cache.defaultTtlSeconds;
     this.inflightMaxBytes = cache.memoryMaxBytes;
@@ -96,7 +94,7 @@ export class ProxyCache implements FillOwner, OnApplicationShutdown {
         this.metrics?.cacheBytes('memory', this.memory.bytes);
       },
     });
-    this.disk = cache.dir && cache.enabled
+    this.disk = cache.dir
       ? new DiskTier({
           dir: resolve(cache.dir),
           maxBytes: cache.diskMaxBytes,
@@ -120,7 +118,7 @@ export class ProxyCache implements FillOwner, OnApplicationShutdown {
    */
   lookup(request: CacheRequest, fetch: UpstreamFetch): CacheLookup {
     const method = request.method;
-    if (!this.enabled || (method !== 'GET' && method !== 'HEAD')) {
+    if (method !== 'GET' && method !== 'HEAD') {
       this.metrics?.cacheRequest('bypass');
       return PASS_BYPASS;
     }
@@ -271,7 +269,7 @@ export class ProxyCache implements FillOwner, OnApplicationShutdown {
     this.active.add(fill);
     if (shared && !this.fills.has(key)) this.register(fill, key);
     try {
-      waiter.fetch(fill);
+      waiter.fetch(fill, request);
     } catch (error) {
       fill.fail(error);
     }

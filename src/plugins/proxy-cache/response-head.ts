@@ -9,8 +9,11 @@ import { type Validators, validatorsOf } from './conditional';
  */
 export type HeadersHook = (statusCode: number, headers: OutgoingHttpHeaders) => void;
 
-/** Headers the cache writes itself on every answer, so the backend's copies are dropped. */
-const OWN = new Set(['content-length', 'age', 'x-cache-status']);
+/**
+ * Headers the cache writes itself on every answer, so the backend's copies are dropped; the
+ * request id is each answer's own (imgproxy echoes the leader's).
+ */
+const OWN = new Set(['content-length', 'age', 'x-cache-status', 'x-request-id']);
 
 /** What a 304 repeats of the 200 (RFC 9110 §15.4.5), plus Last-Modified for caches downstream. */
 const NOT_MODIFIED_FIELDS = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified']);
@@ -23,7 +26,7 @@ const EMPTY: readonly string[] = [];
  * header object walk.
  */
 export class ResponseHead {
-  /** Every end-to-end header except Content-Length, Age and X-Cache-Status, as name/value pairs. */
+  /** Every end-to-end header except Content-Length, Age, X-Cache-Status and X-Request-ID, as name/value pairs. */
   readonly fields: readonly string[];
   /** The subset a 304 carries. */
   readonly notModifiedFields: readonly string[];
@@ -62,9 +65,12 @@ export class ResponseHead {
     this.initialAge = age;
   }
 
-  /** From a backend's headers: hop-by-hop ones dropped (the proxy's own rules), names in lower case. */
-  static fromHeaders(statusCode: number, headers: IncomingHttpHeaders | OutgoingHttpHeaders): ResponseHead {
-    return new ResponseHead(statusCode, flatten(downstreamResponseHeaders(headers as IncomingHttpHeaders)));
+  /**
+   * From a backend's headers: hop-by-hop ones dropped (the proxy's own rules), names in lower
+   * case, Set-Cookie only when `keepCookies` (an answer for its own client alone).
+   */
+  static fromHeaders(statusCode: number, headers: IncomingHttpHeaders | OutgoingHttpHeaders, keepCookies = false): ResponseHead {
+    return new ResponseHead(statusCode, flatten(downstreamResponseHeaders(headers as IncomingHttpHeaders, { keepCookies })));
   }
 
   /** Headers as an object, for the freshness rules and for hooks. */
@@ -101,7 +107,9 @@ function toObject(a: readonly string[], b: readonly string[], c: readonly string
 
 /**
  * One `writeHead`: the stored fields, the cache's own (Content-Length, Age, X-Cache-Status) and
- * the request's extra pairs (request id, rate-limit headers), in that order.
+ * the request's extra pairs (request id, rate-limit headers), in that order. With a hook, the
+ * hook sees the stored and own headers and the extra pairs are set after it, replacing any of
+ * the same name: what the proxy does with a backend's headers.
  */
 export function writeHead(
   res: ServerResponse,
@@ -112,8 +120,9 @@ export function writeHead(
   hook: HeadersHook | undefined,
 ): void {
   if (hook !== undefined) {
-    const headers = toObject(fields, own, extra ?? EMPTY);
+    const headers = toObject(fields, own, EMPTY);
     hook(statusCode, headers);
+    if (extra !== undefined) for (let i = 0; i < extra.length; i += 2) headers[extra[i]] = extra[i + 1];
     res.writeHead(statusCode, headers);
     return;
   }

@@ -1,11 +1,11 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { PassThrough } from 'node:stream';
-import { GatewayException } from '../../common/errors/gateway.exception';
-import type { CacheFill } from './cache-lookup';
+import { GatewayException } from '../common/errors/gateway.exception';
+import type { ResponseFill } from './response-fill';
 import { feedFill } from './feed-fill';
 
 /** Records what a fill is fed, and pauses when told to. */
-class RecordingFill implements CacheFill {
+class RecordingFill implements ResponseFill {
   private readonly controller = new AbortController();
   readonly signal = this.controller.signal;
   readonly chunks: string[] = [];
@@ -74,8 +74,10 @@ describe('feedFill', () => {
     const unwanted = new RecordingFill();
     unwanted.wanted = false;
     const first = new PassThrough();
-    await feedFill(unwanted, { statusCode: 200, headers: {}, body: first });
-    expect(first.destroyed).toBe(true);
+    const dropped = feedFill(unwanted, { statusCode: 200, headers: {}, body: first });
+    first.write('a');
+    await dropped;
+    expect([first.destroyed, unwanted.chunks]).toEqual([true, []]);
 
     const abandoned = new RecordingFill();
     const second = new PassThrough();
@@ -83,6 +85,24 @@ describe('feedFill', () => {
     abandoned.abort();
     await fed;
     expect([second.destroyed, abandoned.ended]).toEqual([true, false]);
+  });
+
+  it('hands the head over with the first body byte, so a body failing before it fails the fill cleanly', async () => {
+    const fill = new RecordingFill();
+    const body = new PassThrough();
+    const fed = feedFill(fill, { statusCode: 200, headers: {}, body });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(fill.status).toBe(0);
+    body.destroy(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+    await fed;
+    expect([fill.status, (fill.failure as GatewayException).code]).toEqual([0, 'bad_gateway']);
+
+    const empty = new RecordingFill();
+    const none = new PassThrough();
+    const ended = feedFill(empty, { statusCode: 204, headers: {}, body: none });
+    none.end();
+    await ended;
+    expect([empty.status, empty.ended]).toEqual([204, true]);
   });
 
   it('fails the fill with the proxy’s codes when the body fails', async () => {
