@@ -16,6 +16,7 @@ import { writeRefusal, writeToSocket } from '../gateway/refusal-writer';
 import { requestFields } from '../logging/logging.options';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import type { BackendLease } from '../upstreams/backend-state/backend-pool';
+import { ClientAbort } from './client-abort';
 import { backoffDelay } from '../upstreams/backend-state/backoff';
 import type { ResponseFill } from './response-fill';
 import { feedFill } from './feed-fill';
@@ -93,11 +94,11 @@ export class Forwarder {
     const body = this.requestBody(ctx, plan);
     const headers = this.upstreamHeaders(ctx, plan);
 
-    let signal: AbortSignal;
+    let signal: AbortSignal | ClientAbort;
     if (fill === undefined) {
       // A client that goes away cancels whatever is under way upstream (connect, wait, body).
-      const abort = new AbortController();
-      signal = abort.signal;
+      const abort = new ClientAbort();
+      signal = abort;
       ctx.onEnd((_ctx, aborted) => {
         if (aborted) abort.abort();
       });
@@ -106,20 +107,22 @@ export class Forwarder {
     const { retryBackoffMs, retryBackoffCapMs, headersTimeoutMs, bodyIdleTimeoutMs } = this.config.proxy;
     const attempts = IDEMPOTENT.has(method) && body === undefined ? plan.retries + 1 : 1;
     const path = ctx.upstreamPath ?? req.url ?? '/';
-    const tried = new Set<string>();
+    // Backends already tried, for failover; most requests succeed at once and never need it.
+    let tried: Set<string> | undefined;
     let last: Outcome | undefined;
 
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (last && last.kind !== 'busy') {
         const delay = backoffDelay(attempt - 1, { baseMs: retryBackoffMs, capMs: retryBackoffCapMs });
-        if (delay > 0 && !(await sleep(delay, true, { signal }).catch(() => false))) return;
+        if (delay > 0) await sleep(delay);
+        if (signal.aborted) return;
       }
       const lease = pool.choose({ clientIp: ctx.clientIp, exclude: tried });
       if (!lease) {
         if (last === undefined) throw refusals.noHealthyBackend();
         break;
       }
-      tried.add(lease.backend.id);
+      if (attempts > 1) (tried ??= new Set<string>()).add(lease.backend.id);
       ctx.backend = lease.backend.name;
       const client = this.clients.for(lease.backend);
       const started = process.hrtime.bigint();
@@ -271,7 +274,7 @@ export class Forwarder {
     return headers;
   }
 
-  private respond(ctx: GatewayContext, plan: ForwardPlan, response: Dispatcher.ResponseData, lease: BackendLease, signal: AbortSignal): void {
+  private respond(ctx: GatewayContext, plan: ForwardPlan, response: Dispatcher.ResponseData, lease: BackendLease, signal: { readonly aborted: boolean }): void {
     const res = ctx.res!;
     const status = response.statusCode;
     const headers: OutgoingHttpHeaders = downstreamResponseHeaders(response.headers as IncomingHttpHeaders, { keepCookies: plan.keepCookies });
