@@ -117,7 +117,7 @@ const SUSPENDED: TenantResolution = Object.freeze({ ok: false, reason: 'jwt_susp
 
 function toEntry(record: JwtTenantRecord): TenantEntry {
   return {
-    status: record.status,
+    status: record.tenantStatus,
     planId: record.planId,
     base: {
       tenantId: record.tenantId,

@@ -2,14 +2,13 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, Repository } from 'typeorm';
 import type { ImagePolicy } from '../../signing/image-policy';
-import type { QuotaOverrides, RateLimitOverrides } from '../../tenants/effective-limits';
-import type { TenantStatus } from '../../tenants/tenant.entity';
+import { TENANT_CALLER_COLUMNS, type TenantCallerRecord, type TenantCallerRow, tenantCallerOf } from '../../tenants/tenant-caller';
 import { ApiKeyEntity } from './api-key.entity';
 
 export type ApiKeyFields = Pick<ApiKeyEntity, 'tenantId' | 'keyId' | 'secretHash' | 'name' | 'scopes' | 'signingKeyEnc' | 'signingSaltEnc' | 'expiresAt'>;
 
 /** Everything the request path needs about a key, its tenant, plan and allowlist. */
-export interface KeyAuthRecord {
+export interface KeyAuthRecord extends TenantCallerRecord {
   keyId: string;
   secretHash: Buffer;
   scopes: string[];
@@ -20,29 +19,10 @@ export interface KeyAuthRecord {
   /** The pair before the last signing rotation, until it is dropped. */
   signingKeyPrevEnc: Buffer | null;
   signingSaltPrevEnc: Buffer | null;
-  tenantId: string;
-  tenantName: string;
-  tenantStatus: TenantStatus;
-  rateLimits: RateLimitOverrides;
-  quotas: QuotaOverrides;
-  allowedSources: string[];
-  allowUnsignedUrls: boolean;
   tenantImagePolicy: ImagePolicy;
   /** File name of the tenant's watermark upload, when its policy names one that exists. */
   watermarkFile: string | null;
-  planId: string;
-  planName: string;
-  plan: {
-    perMinute: number;
-    perHour: number;
-    burst: number | null;
-    monthlyRequests: number;
-    dailyRequests: number | null;
-    monthlyBandwidthBytes: number;
-    storageBytes: number;
-  };
   planImagePolicy: ImagePolicy;
-  allowlist: string[];
 }
 
 /** A signing rotation: the new pair becomes current, the current one previous. */
@@ -51,7 +31,7 @@ export interface SigningPairFields {
   signingSaltEnc: Buffer;
 }
 
-interface KeyAuthRow {
+interface KeyAuthRow extends TenantCallerRow {
   key_id: string;
   secret_hash: Buffer;
   scopes: string[];
@@ -61,26 +41,9 @@ interface KeyAuthRow {
   signing_salt_enc: Buffer;
   signing_key_prev_enc: Buffer | null;
   signing_salt_prev_enc: Buffer | null;
-  tenant_id: string;
-  tenant_name: string;
-  status: TenantStatus;
-  rate_limits: RateLimitOverrides;
-  quotas: QuotaOverrides;
-  allowed_sources: string[];
-  allow_unsigned_urls: boolean;
   tenant_image_policy: ImagePolicy;
   watermark_file: string | null;
-  plan_id: string;
-  plan_name: string;
-  rate_per_minute: number;
-  rate_per_hour: number;
-  burst: number | null;
-  monthly_requests: string;
-  daily_requests: string | null;
-  monthly_bandwidth_bytes: string;
-  storage_bytes: string;
   plan_image_policy: ImagePolicy;
-  allowlist: string[];
 }
 
 @Injectable()
@@ -144,14 +107,10 @@ export class ApiKeysRepository {
     const rows: KeyAuthRow[] = await this.repo.query(
       `SELECT k.key_id, k.secret_hash, k.scopes, k.expires_at, k.revoked_at, k.signing_key_enc, k.signing_salt_enc,
               k.signing_key_prev_enc, k.signing_salt_prev_enc,
-              t.id AS tenant_id, t.name AS tenant_name, t.status, t.rate_limits, t.quotas, t.allowed_sources,
-              t.allow_unsigned_urls, t.image_policy AS tenant_image_policy,
+              ${TENANT_CALLER_COLUMNS},
+              t.image_policy AS tenant_image_policy, p.image_policy AS plan_image_policy,
               (SELECT i.file_name FROM images i
-                WHERE i.tenant_id = t.id AND i.id::text = t.image_policy #>> '{watermark,uploadId}') AS watermark_file,
-              p.id AS plan_id, p.name AS plan_name, p.rate_per_minute, p.rate_per_hour, p.burst,
-              p.monthly_requests, p.daily_requests, p.monthly_bandwidth_bytes, p.storage_bytes,
-              p.image_policy AS plan_image_policy,
-              ARRAY(SELECT a.cidr::text FROM ip_allowlist a WHERE a.tenant_id = t.id) AS allowlist
+                WHERE i.tenant_id = t.id AND i.id::text = t.image_policy #>> '{watermark,uploadId}') AS watermark_file
          FROM api_keys k
          JOIN tenants t ON t.id = k.tenant_id
          JOIN plans p ON p.id = t.plan_id
@@ -161,6 +120,7 @@ export class ApiKeysRepository {
     const row = rows[0];
     if (!row) return undefined;
     return {
+      ...tenantCallerOf(row),
       keyId: row.key_id,
       secretHash: row.secret_hash,
       scopes: row.scopes,
@@ -170,28 +130,9 @@ export class ApiKeysRepository {
       signingSaltEnc: row.signing_salt_enc,
       signingKeyPrevEnc: row.signing_key_prev_enc,
       signingSaltPrevEnc: row.signing_salt_prev_enc,
-      tenantId: row.tenant_id,
-      tenantName: row.tenant_name,
-      tenantStatus: row.status,
-      rateLimits: row.rate_limits,
-      quotas: row.quotas,
-      allowedSources: row.allowed_sources,
-      allowUnsignedUrls: row.allow_unsigned_urls,
       tenantImagePolicy: row.tenant_image_policy,
       watermarkFile: row.watermark_file,
-      planId: row.plan_id,
-      planName: row.plan_name,
-      plan: {
-        perMinute: row.rate_per_minute,
-        perHour: row.rate_per_hour,
-        burst: row.burst,
-        monthlyRequests: Number(row.monthly_requests),
-        dailyRequests: row.daily_requests === null ? null : Number(row.daily_requests),
-        monthlyBandwidthBytes: Number(row.monthly_bandwidth_bytes),
-        storageBytes: Number(row.storage_bytes),
-      },
       planImagePolicy: row.plan_image_policy,
-      allowlist: row.allowlist,
     };
   }
 
