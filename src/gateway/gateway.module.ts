@@ -1,4 +1,5 @@
 import { Global, Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { GatewayService } from './gateway.service';
 import { GatewayHttpEntry } from './http-entry';
 import { PluginRegistry } from './plugin-registry';
@@ -12,6 +13,7 @@ import { RequestObserver } from './request-observer';
  */
 @Global()
 @Module({
+  imports: [DiscoveryModule],
   providers: [PluginRegistry, GatewayService, GatewayHttpEntry, RequestObserver],
   exports: [PluginRegistry, GatewayService, RequestObserver],
 })

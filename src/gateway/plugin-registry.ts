@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import type { GatewayPlugin } from './plugin';
+import { DiscoveryService } from '@nestjs/core';
+import { ChainPlugin, type GatewayPlugin } from './plugin';
 import type { RouteSpec } from './route-spec';
 import type { Duplex } from 'node:stream';
 import type { Terminal } from './chain';
@@ -14,20 +15,17 @@ export interface TerminalFactory {
 export type UpgradeHandler = (ctx: GatewayContext, socket: Duplex, head: Buffer) => void;
 
 /**
- * Where plugins make themselves known: each plugin's module registers its plugin here when it
- * initialises, and the proxy module its terminal. The gateway compiles routes from what is
- * registered, so it imports no plugin and no plugin imports another.
+ * Where plugins are found: every provider marked `@ChainPlugin()`, collected once all modules
+ * exist, and the terminal the proxy module sets. The gateway compiles routes from what is here,
+ * so it imports no plugin and no plugin imports another.
  */
 @Injectable()
 export class PluginRegistry {
-  private readonly plugins = new Map<string, GatewayPlugin>();
+  private plugins?: Map<string, GatewayPlugin>;
   private terminalFactory?: TerminalFactory;
   private upgrade?: UpgradeHandler;
 
-  register(plugin: GatewayPlugin): void {
-    if (this.plugins.has(plugin.name)) throw new Error(`plugin ${plugin.name} registered twice`);
-    this.plugins.set(plugin.name, plugin);
-  }
+  constructor(private readonly discovery: DiscoveryService) {}
 
   setTerminal(factory: TerminalFactory): void {
     this.terminalFactory = factory;
@@ -44,7 +42,19 @@ export class PluginRegistry {
 
   /** Highest priority first (Kong's order); ties by name, so the order never depends on start-up. */
   ordered(): GatewayPlugin[] {
-    return [...this.plugins.values()].sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
+    return [...this.found().values()].sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
+  }
+
+  private found(): Map<string, GatewayPlugin> {
+    if (this.plugins) return this.plugins;
+    const plugins = new Map<string, GatewayPlugin>();
+    for (const wrapper of this.discovery.getProviders({ metadataKey: ChainPlugin.KEY })) {
+      const plugin = wrapper.instance as GatewayPlugin | undefined;
+      if (!plugin) continue;
+      if (plugins.has(plugin.name)) throw new Error(`two plugins are named ${plugin.name}`);
+      plugins.set(plugin.name, plugin);
+    }
+    return (this.plugins = plugins);
   }
 
   terminal(): TerminalFactory {

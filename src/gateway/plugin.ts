@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
+import { DiscoveryService } from '@nestjs/core';
 import type { GatewayException } from '../common/errors/gateway.exception';
 import type { GatewayContext } from './context';
 import type { RouteSpec } from './route-spec';
@@ -38,6 +39,12 @@ export interface GatewayPlugin {
   /** The route's steps, or undefined when the route does not use this plugin. */
   compile(route: RouteSpec): CompiledSteps | undefined;
 }
+
+/**
+ * Marks a provider as a plugin of the chain: the registry finds every provider so marked when the
+ * first route table is compiled, so a plugin needs no registration code of its own.
+ */
+export const ChainPlugin = DiscoveryService.createDecorator<void>();
 
 /** Kong's priorities where Kong has the plugin, so the order reads the same. */
 export const PRIORITY = {

@@ -1,9 +1,8 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { GatewayException } from '../../common/errors/gateway.exception';
 import type { GatewayContext } from '../../gateway/context';
-import { type CompiledSteps, type GatewayPlugin, HANDLED, PRIORITY } from '../../gateway/plugin';
-import { PluginRegistry } from '../../gateway/plugin-registry';
+import { ChainPlugin, type CompiledSteps, type GatewayPlugin, HANDLED, PRIORITY } from '../../gateway/plugin';
 import { type RouteSpec, allowedMethods } from '../../gateway/route-spec';
 import { CorsPolicy } from './cors-policy';
 
@@ -15,15 +14,12 @@ import { CorsPolicy } from './cors-policy';
  * can read the error; `Vary: Origin` is merged into the response's own Vary on every answer.
  */
 @Injectable()
-export class CorsPlugin implements GatewayPlugin, OnModuleInit {
+@ChainPlugin()
+export class CorsPlugin implements GatewayPlugin {
   readonly name = 'cors';
   readonly priority = PRIORITY.cors;
 
-  constructor(private readonly registry: PluginRegistry) {}
-
-  onModuleInit(): void {
-    this.registry.register(this);
-  }
+  
 
   compile(route: RouteSpec): CompiledSteps | undefined {
     if (!route.cors) return undefined;

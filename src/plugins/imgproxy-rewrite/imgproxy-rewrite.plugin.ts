@@ -1,7 +1,6 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { GatewayContext } from '../../gateway/context';
-import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
-import { PluginRegistry } from '../../gateway/plugin-registry';
+import { ChainPlugin, type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
 import type { RouteSpec } from '../../gateway/route-spec';
 import { ImgproxyUrlService } from './imgproxy-url.service';
 import type { SignedModeImgproxyPath } from '../../signing/imgproxy-url';
@@ -13,18 +12,12 @@ import type { SignedModeImgproxyPath } from '../../signing/imgproxy-url';
  * approved source goes to the context for the cache (purges match it).
  */
 @Injectable()
-export class ImgproxyRewritePlugin implements GatewayPlugin, OnModuleInit {
+@ChainPlugin()
+export class ImgproxyRewritePlugin implements GatewayPlugin {
   readonly name = 'imgproxy-rewrite';
   readonly priority = PRIORITY.imgproxyRewrite;
 
-  constructor(
-    private readonly registry: PluginRegistry,
-    private readonly urls: ImgproxyUrlService,
-  ) {}
-
-  onModuleInit(): void {
-    this.registry.register(this);
-  }
+  constructor(private readonly urls: ImgproxyUrlService) {}
 
   compile(route: RouteSpec): CompiledSteps | undefined {
     const urls = this.urls;

@@ -1,8 +1,7 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { IpAllowlistGuard } from './ip-allowlist.guard';
 import type { GatewayContext } from '../../gateway/context';
-import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
-import { PluginRegistry } from '../../gateway/plugin-registry';
+import { ChainPlugin, type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
 import type { RouteSpec } from '../../gateway/route-spec';
 
 /**
@@ -10,18 +9,12 @@ import type { RouteSpec } from '../../gateway/route-spec';
  * tenant): decided at once from the compiled allowlist the key lookup primed.
  */
 @Injectable()
-export class IpRestrictionPlugin implements GatewayPlugin, OnModuleInit {
+@ChainPlugin()
+export class IpRestrictionPlugin implements GatewayPlugin {
   readonly name = 'ip-restriction';
   readonly priority = PRIORITY.ipRestriction;
 
-  constructor(
-    private readonly registry: PluginRegistry,
-    private readonly guard: IpAllowlistGuard,
-  ) {}
-
-  onModuleInit(): void {
-    this.registry.register(this);
-  }
+  constructor(private readonly guard: IpAllowlistGuard) {}
 
   compile(route: RouteSpec): CompiledSteps | undefined {
     if (route.auth === 'none') return undefined;

@@ -2,8 +2,7 @@ import { Inject, Injectable, OnModuleInit, Optional } from '@nestjs/common';
 import { GatewayException } from '../../common/errors/gateway.exception';
 import type { GatewayContext } from '../../gateway/context';
 import { GatewayService } from '../../gateway/gateway.service';
-import { type CompiledSteps, type GatewayPlugin, PRIORITY, type StepOutcome } from '../../gateway/plugin';
-import { PluginRegistry } from '../../gateway/plugin-registry';
+import { ChainPlugin, type CompiledSteps, type GatewayPlugin, PRIORITY, type StepOutcome } from '../../gateway/plugin';
 import type { RouteSpec } from '../../gateway/route-spec';
 import { GatewayMetrics } from '../../metrics/gateway-metrics.service';
 import { PRE_AUTH_LIMITER, type PreAuthLimiter } from '../../gateway/pre-auth-limiter';
@@ -16,12 +15,12 @@ import { type JwtCheck, JwtAuthService } from './jwt-auth.service';
  * first, as any failed credential is, so guessing costs the guesser.
  */
 @Injectable()
+@ChainPlugin()
 export class JwtAuthPlugin implements GatewayPlugin, OnModuleInit {
   readonly name = 'jwt-auth';
   readonly priority = PRIORITY.jwtAuth;
 
   constructor(
-    private readonly registry: PluginRegistry,
     private readonly gateway: GatewayService,
     private readonly jwt: JwtAuthService,
     private readonly metrics: GatewayMetrics,
@@ -29,7 +28,6 @@ export class JwtAuthPlugin implements GatewayPlugin, OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.registry.register(this);
     // A reload that changes auth.jwt gets a fresh verifier (keys, caches) before its routes go live.
     let current = JSON.stringify(this.gateway.configuredJwt());
     this.gateway.onReload((next) => {

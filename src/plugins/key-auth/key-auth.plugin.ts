@@ -1,8 +1,7 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { ApiKeyGuard } from './api-key.guard';
 import type { GatewayContext } from '../../gateway/context';
-import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
-import { PluginRegistry } from '../../gateway/plugin-registry';
+import { ChainPlugin, type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
 import type { RouteSpec } from '../../gateway/route-spec';
 
 /**
@@ -11,18 +10,12 @@ import type { RouteSpec } from '../../gateway/route-spec';
  * context: a cached key costs no database query and no Redis call.
  */
 @Injectable()
-export class KeyAuthPlugin implements GatewayPlugin, OnModuleInit {
+@ChainPlugin()
+export class KeyAuthPlugin implements GatewayPlugin {
   readonly name = 'key-auth';
   readonly priority = PRIORITY.keyAuth;
 
-  constructor(
-    private readonly registry: PluginRegistry,
-    private readonly guard: ApiKeyGuard,
-  ) {}
-
-  onModuleInit(): void {
-    this.registry.register(this);
-  }
+  constructor(private readonly guard: ApiKeyGuard) {}
 
   compile(route: RouteSpec): CompiledSteps | undefined {
     if (route.auth !== 'api-key') return undefined;

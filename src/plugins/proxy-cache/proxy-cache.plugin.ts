@@ -1,9 +1,8 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { Injectable, OnModuleInit, Optional } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { GatewayConfig } from '../../config/gateway-config';
 import type { GatewayContext } from '../../gateway/context';
-import { type CompiledSteps, type GatewayPlugin, HANDLED, PRIORITY, type StepOutcome } from '../../gateway/plugin';
-import { PluginRegistry } from '../../gateway/plugin-registry';
+import { ChainPlugin, type CompiledSteps, type GatewayPlugin, HANDLED, PRIORITY, type StepOutcome } from '../../gateway/plugin';
 import type { RouteSpec } from '../../gateway/route-spec';
 import { GatewayMetrics } from '../../metrics/gateway-metrics.service';
 import { forwardPlan } from '../../proxy/proxy-terminal';
@@ -23,20 +22,16 @@ const CREDENTIAL_HEADERS = ['cookie', 'authorization', 'x-api-key'];
  * the cache, which then writes every client's answer; anything else goes on to the proxy.
  */
 @Injectable()
-export class ProxyCachePlugin implements GatewayPlugin, OnModuleInit {
+@ChainPlugin()
+export class ProxyCachePlugin implements GatewayPlugin {
   readonly name = 'proxy-cache';
   readonly priority = PRIORITY.proxyCache;
 
   constructor(
-    private readonly registry: PluginRegistry,
     private readonly cache: ProxyCache,
     private readonly config: GatewayConfig,
     @Optional() private readonly metrics?: GatewayMetrics,
   ) {}
-
-  onModuleInit(): void {
-    this.registry.register(this);
-  }
 
   compile(route: RouteSpec): CompiledSteps | undefined {
     const cached = route.kind === 'proxy' ? route.cacheTtlSeconds !== undefined : this.config.cache.enabled;

@@ -1,7 +1,6 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { GatewayContext } from '../../gateway/context';
-import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
-import { PluginRegistry } from '../../gateway/plugin-registry';
+import { ChainPlugin, type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
 import type { RouteSpec } from '../../gateway/route-spec';
 import { AdmissionService } from '../rate-limiting/admission.service';
 
@@ -13,18 +12,12 @@ import { AdmissionService } from '../rate-limiting/admission.service';
  * render when the backend produced the answer.
  */
 @Injectable()
-export class QuotaPlugin implements GatewayPlugin, OnModuleInit {
+@ChainPlugin()
+export class QuotaPlugin implements GatewayPlugin {
   readonly name = 'quota';
   readonly priority = PRIORITY.quota;
 
-  constructor(
-    private readonly registry: PluginRegistry,
-    private readonly admission: AdmissionService,
-  ) {}
-
-  onModuleInit(): void {
-    this.registry.register(this);
-  }
+  constructor(private readonly admission: AdmissionService) {}
 
   compile(route: RouteSpec): CompiledSteps | undefined {
     if (!route.countsTowardQuota) return undefined;

@@ -1,7 +1,6 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { GatewayContext } from '../../gateway/context';
-import { type CompiledSteps, type GatewayPlugin, PRIORITY, type StepOutcome } from '../../gateway/plugin';
-import { PluginRegistry } from '../../gateway/plugin-registry';
+import { ChainPlugin, type CompiledSteps, type GatewayPlugin, PRIORITY, type StepOutcome } from '../../gateway/plugin';
 import type { RouteSpec } from '../../gateway/route-spec';
 import { AdmissionService } from './admission.service';
 import type { AdmissionResult } from '../../gateway/admission';
@@ -13,18 +12,12 @@ import type { AdmissionResult } from '../../gateway/admission';
  * context's `admission` slot for the quota step. The route's limits are compiled once.
  */
 @Injectable()
-export class RateLimitingPlugin implements GatewayPlugin, OnModuleInit {
+@ChainPlugin()
+export class RateLimitingPlugin implements GatewayPlugin {
   readonly name = 'rate-limiting';
   readonly priority = PRIORITY.rateLimiting;
 
-  constructor(
-    private readonly registry: PluginRegistry,
-    private readonly admission: AdmissionService,
-  ) {}
-
-  onModuleInit(): void {
-    this.registry.register(this);
-  }
+  constructor(private readonly admission: AdmissionService) {}
 
   compile(route: RouteSpec): CompiledSteps {
     const { limits } = route;

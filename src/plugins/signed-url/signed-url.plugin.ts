@@ -1,8 +1,7 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { SignedUrlGuard } from './signed-url.guard';
 import type { GatewayContext } from '../../gateway/context';
-import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
-import { PluginRegistry } from '../../gateway/plugin-registry';
+import { ChainPlugin, type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
 import type { RouteSpec } from '../../gateway/route-spec';
 
 /**
@@ -11,18 +10,12 @@ import type { RouteSpec } from '../../gateway/route-spec';
  * where the imgproxy rewrite takes it, so the URL is parsed once per request.
  */
 @Injectable()
-export class SignedUrlPlugin implements GatewayPlugin, OnModuleInit {
+@ChainPlugin()
+export class SignedUrlPlugin implements GatewayPlugin {
   readonly name = 'signed-url';
   readonly priority = PRIORITY.signedUrl;
 
-  constructor(
-    private readonly registry: PluginRegistry,
-    private readonly guard: SignedUrlGuard,
-  ) {}
-
-  onModuleInit(): void {
-    this.registry.register(this);
-  }
+  constructor(private readonly guard: SignedUrlGuard) {}
 
   compile(route: RouteSpec): CompiledSteps | undefined {
     if (route.auth !== 'signed-url') return undefined;

@@ -1,8 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { GatewayContext } from '../../gateway/context';
-import { type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
-import { PluginRegistry } from '../../gateway/plugin-registry';
+import { ChainPlugin, type CompiledSteps, type GatewayPlugin, PRIORITY } from '../../gateway/plugin';
 import type { RouteSpec } from '../../gateway/route-spec';
 import { applyHeaderEdit, compileHeaderEdit } from '../../proxy/header-edit';
 
@@ -12,15 +11,12 @@ import { applyHeaderEdit, compileHeaderEdit } from '../../proxy/header-edit';
  * request, from the same compiled rule (see header-edit.ts).
  */
 @Injectable()
-export class TransformPlugin implements GatewayPlugin, OnModuleInit {
+@ChainPlugin()
+export class TransformPlugin implements GatewayPlugin {
   readonly name = 'transform';
   readonly priority = PRIORITY.transform;
 
-  constructor(private readonly registry: PluginRegistry) {}
-
-  onModuleInit(): void {
-    this.registry.register(this);
-  }
+  
 
   compile(route: RouteSpec): CompiledSteps | undefined {
     const edit = compileHeaderEdit(route.headers?.response);
