@@ -61,7 +61,7 @@ export class AppModule {
         ProxyModule,
         ProxyCacheModule,
         UploadsModule,
-        // The route table and the steps of its chains; each plugin registers itself with the gateway.
+        // The route table and the steps of its chains (plugins are found by their @ChainPlugin() marker).
         GatewayModule,
         CorsModule,
         JwtAuthModule.forRoot(config.auth.jwt),
