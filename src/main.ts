@@ -3,7 +3,7 @@ import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import type { Logger as PinoInstance } from 'pino';
-import { createGatewayApp } from './app.factory';
+import type { GatewayAppOptions } from './app.factory';
 import { ClusterPrimary } from './bootstrap/cluster-primary';
 import { DEV_WORKER_URL_ENV, WORKER_INDEX_ENV, applyWorkerShare, clusterProblem } from './bootstrap/cluster-plan';
 import { startDevWorkerIfWanted } from './bootstrap/dev-worker';
@@ -73,7 +73,7 @@ async function bootstrap(): Promise<void> {
 
   if (workers > 1) return startPrimary(config, devWorker?.url, stopHelpers, logger);
 
-  const app = await createGatewayApp(config, { source: loaded.source });
+  const app = await createApp(config, { source: loaded.source });
   installGracefulShutdown(app, config, stopHelpers);
   try {
     await app.listen(port, host);
@@ -124,10 +124,20 @@ async function startWorker(loaded: LoadedConfig): Promise<void> {
   serveWorkerMetrics();
   applyWorkerShare(config, index, process.env[DEV_WORKER_URL_ENV]);
   if (!config.database.url) throw new Error('a worker needs DATABASE_URL');
-  const app = await createGatewayApp(config, { source: loaded.source });
+  const app = await createApp(config, { source: loaded.source });
   installGracefulShutdown(app, config, async () => undefined);
   await app.listen(config.server.port, config.server.host);
   logger.log(`worker ${index} listening (pid ${process.pid})`);
+}
+
+/**
+ * The application, loaded only where it runs: a WORKERS primary only supervises, and the whole
+ * application's modules would add about as much memory to it as to each worker.
+ */
+function createApp(config: GatewayConfig, options: GatewayAppOptions) {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createGatewayApp } = require('./app.factory') as typeof import('./app.factory');
+  return createGatewayApp(config, options);
 }
 
 /**

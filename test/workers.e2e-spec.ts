@@ -125,6 +125,11 @@ describe('WORKERS=2: one port, merged metrics, restarts and graceful shutdown', 
 
   it('SIGTERM: every worker drains and exits cleanly, then the primary exits 0', async () => {
     const pids = workerPids(gw);
+    // A signal to the whole process group (Ctrl-C, `timeout`, `kill -- -pgid`) reaches each worker
+    // itself and again through the primary: a worker already draining must not die of the repeat.
+    for (const pid of pids) process.kill(pid, 'SIGTERM');
+    const draining = () => lines(gw).filter((line) => line.msg === 'SIGTERM received: draining in-flight requests').length === pids.length;
+    await waitFor('both workers draining', draining, 10_000, 5);
     gw.child.kill('SIGTERM');
     expect(await gw.exited).toBe(0);
     const stopped = lines(gw).filter((line) => line.msg === 'stopped cleanly').map((line) => line.pid);
