@@ -9,6 +9,7 @@ import { requestIdFor } from '../common/http/request-id';
 import { RandomHexPool } from '../common/http/random-hex';
 import { CidrMatcher } from '../common/net/cidr';
 import { GatewayConfig } from '../config/gateway-config';
+import { chainNanos, outsideChain, timeRequestEntry } from '../metrics/step-timings';
 import { contextFor } from './context';
 import { GatewayService, UNMATCHED_ROUTE } from './gateway.service';
 import { writeToSocket } from './refusal-writer';
@@ -62,6 +63,7 @@ export class GatewayHttpEntry implements OnModuleInit {
     });
     this.gateway.nestMethodsAt = (url) => allowedMethods(fastify, url);
     const server = fastify.server as Server;
+    if (outsideChain) timeRequestEntry(server, outsideChain, () => chainNanos(this.gateway.current()));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
   }
 

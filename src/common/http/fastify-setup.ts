@@ -6,6 +6,7 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayConfig } from '../../config/gateway-config';
 import { GatewayContext, contextFor } from '../../gateway/context';
+import { SECTION, outsideChain } from '../../metrics/step-timings';
 import type { GatewayException } from '../errors/gateway.exception';
 import { sendRefusal, writeRefusalToSocket } from '../errors/refusal-writer';
 import { refusals } from '../errors/refusals';
@@ -92,11 +93,16 @@ export function installRequestHooks(fastify: FastifyInstance, config: GatewayCon
   const checks: EarlyCheck[] = [];
   EARLY_CHECKS.set(fastify, checks);
   fastify.decorateRequest('gw', null as unknown as GatewayContext);
+  // Only with GATEWAY_STEP_TIMINGS=1 (the benchmark's budget per step).
+  const timings = outsideChain;
+  const contextSection = timings?.section(SECTION.context) ?? 0;
   fastify.addHook('onRequest', (request, reply, done) => {
+    const started = timings ? process.hrtime.bigint() : 0n;
     const state = contextFor(request.raw, request.id, trustedProxies, ids);
     request.gw = state;
     (request.raw as RawWithState).gw = state;
     reply.header('x-request-id', request.id);
+    if (timings) timings.lap(contextSection, started);
     for (let i = 0; i < checks.length; i++) {
       const refusal = checks[i](request);
       if (refusal !== undefined) {
