@@ -49,6 +49,11 @@ export function serveParticipant(name: string, start: () => Promise<Started>): v
           void participant.close().finally(() => process.exit(0));
         }
       });
+      // The runner is gone (it crashed or was killed): a participant must not outlive it.
+      process.once('disconnect', () => {
+        setTimeout(() => process.exit(0), 5_000).unref();
+        void participant.close().finally(() => process.exit(0));
+      });
       process.send?.({ type: 'ready', url: participant.url });
     })
     .catch((error: Error) => {

@@ -286,6 +286,10 @@ async function createApiKey(gatewayUrl: string): Promise<string> {
 async function probeRedis(target: Target, redis: { url: string; prefix: string; client: Redis }) {
   const connection = new Redis(redis.url);
   const monitor = await connection.monitor();
+  // ioredis can take the first lines of a busy MONITOR for replies ("Command queue state error"):
+  // those lines are lost to the count, which only says which commands the gateway sent itself.
+  monitor.on('error', () => undefined);
+  connection.on('error', () => undefined);
   let sent = 0;
   monitor.on('monitor', (_time: string, args: string[], source: string) => {
     if (source !== 'lua' && args.some((arg) => arg.startsWith(redis.prefix))) sent++;
@@ -387,12 +391,16 @@ async function main(): Promise<void> {
     for (const participant of [...participants.values()].reverse()) await stop(participant).catch(() => participant.child.kill('SIGKILL'));
   };
   // Interrupted (Ctrl-C, a timeout): no participant, private Redis or database outlives the run.
-  const interrupted = () => {
+  const interrupted = (code: number) => {
     for (const participant of participants.values()) participant.child.kill('SIGKILL');
-    void Promise.allSettled([database.cleanup(), redis.cleanup()]).finally(() => process.exit(130));
+    void Promise.allSettled([database.cleanup(), redis.cleanup()]).finally(() => process.exit(code));
   };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  process.once('SIGINT', () => interrupted(130));
+  process.once('SIGTERM', () => interrupted(143));
+  process.once('uncaughtException', (error) => {
+    process.stderr.write(`bench failed: ${error.stack ?? error.message}\n`);
+    interrupted(1);
+  });
   try {
     const backend = await spawnParticipant('backend', 'child.js', ['backend'], {});
     participants.set('backend', backend);
