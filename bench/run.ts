@@ -1,31 +1,25 @@
 /**
- * `npm run bench`: the gateway against a bare node:http + undici pass-through proxy (the
- * yardstick) and the backend itself, measured interleaved in one run so machine noise hits every
- * target alike. Targets:
+ * `npm run bench`: the gateway and its peers in one run, each in its own process, measured in
+ * interleaved rounds so machine noise hits every target alike; ratios are to the bare
+ * node:http + undici pass-through proxy (the yardstick). Targets (bench/README.md):
  *
- *   direct            the backend itself
- *   baseline          node:http + undici pass-through (bench/baseline-proxy.ts)
- *   gateway           the full pipeline on /i/*: API key (cached), tenant allowlist, every
- *                     rate-limit bucket and the quota counters (Redis), quota check, URL sandbox
- *                     and re-signing, streaming proxy, usage count (Redis), metrics, request log
- *   gateway-no-auth   the same process and proxy on a route without the guards and interceptor
- *   gateway-cache-hit the whole chain (API key, allowlist, limits and quota in Redis, usage count,
- *                     metrics, request log) on a configured route with `cache:`, answered from
- *                     the cache: one URL, so every request after the first is a hit
- *   gateway-cache-miss the same route with a new query string on every request: each one leads a
- *                     fetch, is stored (and, once the memory tier is full, evicts)
+ *   direct              the backend itself
+ *   baseline            node:http + undici pass-through (bench/baseline-proxy.ts)
+ *   reply-from          bare Fastify + @fastify/reply-from
+ *   nest                a minimal NestJS app on Fastify, one handler streaming through undici
+ *   gateway             the full image pipeline on /i/*, rateLimit policy exact
+ *   gateway-local-sync  the same with imageRoutes.header.rateLimit.policy: local-sync
+ *   gateway-no-auth     the gateway process of `gateway` on a configured route without auth
+ *   gateway-cache-hit   /i/* answered from the response cache (only once the gateway says HIT)
+ *   gateway-workers-2   the full pipeline with WORKERS=2 (primary and workers counted together)
  *
- * The image routes' own cache is off here, so `gateway` stays the full pipeline through the proxy.
- * Every participant runs in its own process; CPU µs per request and memory come from that
- * process. The gateway uses a real PostgreSQL (a database of its own, created and dropped here)
- * and a real Redis (a key prefix of its own, removed afterwards). Only 127.0.0.1; about two minutes.
- *
- * Options: --rounds N (3) --duration S (4) --connections N (50) --log-level L (warn)
- *          --targets gateway,baseline   load only these (ratios need baseline; for profiling)
- * PostgreSQL: TEST_DATABASE_URL, else DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres
- *             (the server to create the benchmark's database on).
- * Redis:      REDIS_URL, else TEST_REDIS_URL, else redis://127.0.0.1:6379.
- * BENCH_GATEWAY_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=bench/results" profiles the gateway.
+ * Options: --rounds N (3) --duration S (4) --warmup S (2) --connections N (50) --log-level L (warn)
+ *          --targets a,b (only these; the baseline is always loaded, ratios need it)
+ *          --quick (2 rounds of 2 s, 1 s warm-up) --no-docs (leave docs/performance.md alone)
+ * PostgreSQL: TEST_DATABASE_URL, else DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres.
+ * Redis:      BENCH_REDIS_URL, else a private redis-server started here, else REDIS_URL /
+ *             TEST_REDIS_URL / redis://127.0.0.1:6379 (shared: its counters include other clients).
+ * BENCH_GATEWAY_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=bench/results" profiles the gateways.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -37,15 +31,20 @@ import Redis from 'ioredis';
 import { Client } from 'pg';
 import { request } from 'undici';
 import { projectRoot } from '../src/common/project-root';
+import { STEP_TIMINGS_ENV } from '../src/gateway/step-timings';
 import { IMAGE_BYTES, LARGE_BYTES, LARGE_SOURCE } from './bench-backend';
+import type { Usage } from './participant';
+import { type RedisStats, redisDelta, redisStats, startPrivateRedis } from './redis-server';
+import { type BenchResult, type StepFigure, type TargetSummary, renderMarkdown, renderTable, stepBudget, updatePerformanceDoc } from './report';
 
 interface Options {
   rounds: number;
   duration: number;
+  warmup: number;
   connections: number;
   logLevel: string;
-  /** Which targets to load (all by default); e.g. `gateway` alone while profiling it. */
   targets?: string[];
+  docs: boolean;
 }
 
 interface Participant {
@@ -54,20 +53,21 @@ interface Participant {
   url: string;
 }
 
-interface Usage {
-  cpuMicros: number;
-  rss: number;
-  heapUsed: number;
-  redisWrites?: number;
+interface TargetDef {
+  name: string;
+  participant: string;
+  path: string;
+  key: boolean;
+  /** The compiled route whose chain the step timings are read from. */
+  route?: string;
+  /** Set when the target cannot be measured on this build, with the reason. */
+  unavailable?: string;
 }
 
-interface Target {
-  name: string;
+interface Target extends TargetDef {
   url: string;
   headers: Record<string, string>;
   process: Participant;
-  /** A query string of its own on every request (a cache miss each time). */
-  uniqueQuery?: boolean;
 }
 
 interface Sample {
@@ -79,18 +79,12 @@ interface Sample {
   requests: number;
   errors: number;
   non2xx: number;
-  cpuMicrosPerRequest?: number;
-  rssMiB: number;
+  cpuMicrosPerRequest: number;
+  rssPeakMiB: number;
   redisWritesPerRequest?: number;
-}
-
-interface Summary {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  cpuMicrosPerRequest?: number;
-  rssMiB: number;
-  errors: number;
+  redisCommandsPerRequest?: number;
+  redisCpuMicrosPerRequest?: number;
+  timingsNanos?: Record<string, number>;
 }
 
 const ADMIN_TOKEN = randomBytes(24).toString('base64url');
@@ -98,27 +92,48 @@ const IMAGE_PATH = '/insecure/rs:fit:300:300/plain/local:///bench.jpg';
 const LARGE_PATH = `/insecure/plain/local:///${LARGE_SOURCE}`;
 const DEFAULT_DATABASE = 'postgres://postgres@127.0.0.1:5432/postgres';
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
+/** Prefix of the configured pass-through route of the `gateway-no-auth` target. */
+const PASS_THROUGH_PREFIX = '/passthrough';
 /** Requests sent one at a time to count Redis round trips. */
 const PROBE_REQUESTS = 200;
+/** How often the RSS of the loaded process is sampled for its peak. */
+const RSS_SAMPLE_MS = 250;
+
+const TARGETS: TargetDef[] = [
+  { name: 'direct', participant: 'backend', path: IMAGE_PATH, key: false },
+  { name: 'baseline', participant: 'baseline', path: IMAGE_PATH, key: false },
+  { name: 'reply-from', participant: 'reply-from', path: IMAGE_PATH, key: false },
+  { name: 'nest', participant: 'nest', path: IMAGE_PATH, key: false },
+  { name: 'gateway', participant: 'gateway', path: `/i${IMAGE_PATH}`, key: true, route: 'proxy' },
+  { name: 'gateway-local-sync', participant: 'gateway-local-sync', path: `/i${IMAGE_PATH}`, key: true, route: 'proxy' },
+  { name: 'gateway-no-auth', participant: 'gateway', path: PASS_THROUGH_PREFIX + IMAGE_PATH, key: false, route: 'passthrough' },
+  { name: 'gateway-cache-hit', participant: 'gateway-cache', path: `/i${IMAGE_PATH}`, key: true, route: 'proxy' },
+  { name: 'gateway-workers-2', participant: 'gateway-workers-2', path: `/i${IMAGE_PATH}`, key: true, route: 'proxy' },
+];
 
 function parseOptions(argv: string[]): Options {
   const value = (name: string, fallback: string) => {
     const i = argv.indexOf(`--${name}`);
     return i >= 0 && argv[i + 1] ? argv[i + 1] : fallback;
   };
+  const quick = argv.includes('--quick');
+  const targets = argv.includes('--targets') ? value('targets', '').split(',').filter(Boolean) : undefined;
+  const unknown = targets?.filter((name) => !TARGETS.some((t) => t.name === name)) ?? [];
+  if (unknown.length) throw new Error(`unknown target(s) ${unknown.join(', ')}; known: ${TARGETS.map((t) => t.name).join(', ')}`);
   return {
-    rounds: Number(value('rounds', '3')),
-    duration: Number(value('duration', '4')),
+    rounds: Number(value('rounds', quick ? '2' : '3')),
+    duration: Number(value('duration', quick ? '2' : '4')),
+    warmup: Number(value('warmup', quick ? '1' : '2')),
     connections: Number(value('connections', '50')),
     logLevel: value('log-level', 'warn'),
-    targets: argv.includes('--targets') ? value('targets', '').split(',') : undefined,
+    // The yardstick is always there: every ratio is to it.
+    targets: targets && !targets.includes('baseline') ? [...targets, 'baseline'] : targets,
+    docs: !argv.includes('--no-docs'),
   };
 }
 
-function spawnParticipant(name: string, role: string, env: Record<string, string>): Promise<Participant> {
-  const script = role === 'gateway' ? 'gateway-child.js' : 'child.js';
-  const execArgv = role === 'gateway' ? (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(' ').filter(Boolean) : [];
-  const child = fork(join(__dirname, script), [role], { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+function spawnParticipant(name: string, script: string, args: string[], env: Record<string, string>, execArgv: string[] = []): Promise<Participant> {
+  const child = fork(join(__dirname, script), args, { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before it was ready`)));
     child.once('message', (message: { type: string; url: string }) => {
@@ -127,28 +142,51 @@ function spawnParticipant(name: string, role: string, env: Record<string, string
   });
 }
 
+let usageRequests = 0;
+
+/** The participant's CPU time and memory (a primary's include its workers'), and its counters. */
 function usageOf(participant: Participant, gc = false): Promise<Usage> {
+  const id = ++usageRequests;
   return new Promise((resolve) => {
-    participant.child.once('message', (message: Usage & { type: string }) => resolve(message));
-    participant.child.send({ type: 'usage', gc });
+    const onMessage = (message: Usage & { type: string; id?: number }) => {
+      if (message.type !== 'usage' || message.id !== id) return;
+      participant.child.off('message', onMessage);
+      resolve(message);
+    };
+    participant.child.on('message', onMessage);
+    participant.child.send({ type: 'usage', id, gc });
   });
 }
 
 async function stop(participant: Participant): Promise<void> {
+  if (participant.child.exitCode !== null) return;
+  participant.child.removeAllListeners('exit');
   const exited = new Promise((resolve) => participant.child.once('exit', resolve));
   participant.child.send({ type: 'stop' });
-  const timer = setTimeout(() => participant.child.kill('SIGKILL'), 5_000);
+  const timer = setTimeout(() => participant.child.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(timer);
 }
 
-let queries = 0;
+function load(target: Target, options: Options, duration: number) {
+  return autocannon({ url: target.url, connections: options.connections, duration, headers: target.headers, pipelining: 1 });
+}
 
-function load(target: Target, options: Options, duration = options.duration) {
-  const requests = target.uniqueQuery
-    ? [{ setupRequest: (req: autocannon.Request) => ({ ...req, path: `${new URL(target.url).pathname}?n=${++queries}` }) }]
-    : undefined;
-  return autocannon({ url: target.url, connections: options.connections, duration, headers: target.headers, pipelining: 1, requests });
+/** Peak RSS of `participant` while `work` runs, sampled every RSS_SAMPLE_MS. */
+async function withPeakRss<T>(participant: Participant, work: Promise<T>): Promise<{ result: T; peak: number }> {
+  let peak = 0;
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      peak = Math.max(peak, (await usageOf(participant)).rss);
+      await new Promise((resolve) => setTimeout(resolve, RSS_SAMPLE_MS));
+    }
+  })();
+  const result = await work;
+  running = false;
+  await sampler;
+  peak = Math.max(peak, (await usageOf(participant)).rss);
+  return { result, peak };
 }
 
 /** A fresh database on the PostgreSQL server, dropped afterwards. */
@@ -177,9 +215,13 @@ async function prepareDatabase(): Promise<{ url: string; server: string; cleanup
   };
 }
 
-/** A Redis key prefix of the run's own, whose keys are removed afterwards. */
-async function prepareRedis(): Promise<{ url: string; prefix: string; cleanup: () => Promise<void> }> {
-  const url = process.env.REDIS_URL ?? process.env.TEST_REDIS_URL ?? DEFAULT_REDIS;
+/**
+ * The Redis the gateways use: BENCH_REDIS_URL, else a private server (clean INFO counters), else
+ * the shared one, with a key prefix of the run's own whose keys are removed afterwards.
+ */
+async function prepareRedis(): Promise<{ url: string; prefix: string; shared: boolean; client: Redis; cleanup: () => Promise<void> }> {
+  const own = process.env.BENCH_REDIS_URL ? undefined : await startPrivateRedis();
+  const url = process.env.BENCH_REDIS_URL ?? own?.url ?? process.env.REDIS_URL ?? process.env.TEST_REDIS_URL ?? DEFAULT_REDIS;
   const prefix = `igw-bench-${Date.now().toString(36)}:`;
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 3_000 });
   try {
@@ -187,11 +229,14 @@ async function prepareRedis(): Promise<{ url: string; prefix: string; cleanup: (
     await client.ping();
   } catch (error) {
     client.disconnect();
-    throw new Error(`Redis at ${redactUrl(url)} does not answer (${(error as Error).message}); set REDIS_URL or start it`);
+    await own?.stop();
+    throw new Error(`Redis at ${redactUrl(url)} does not answer (${(error as Error).message}); set BENCH_REDIS_URL or REDIS_URL, or install redis-server`);
   }
   return {
     url,
     prefix,
+    shared: !own,
+    client,
     cleanup: async () => {
       let cursor = '0';
       do {
@@ -200,6 +245,7 @@ async function prepareRedis(): Promise<{ url: string; prefix: string; cleanup: (
         cursor = next;
       } while (cursor !== '0');
       await client.quit();
+      await own?.stop();
     },
   };
 }
@@ -232,42 +278,42 @@ async function createApiKey(gatewayUrl: string): Promise<string> {
 }
 
 /**
- * Redis round trips of one proxied request, counted two ways while PROBE_REQUESTS requests are
- * sent one at a time (so no two requests share a write): socket writes on the gateway's command
- * connection (each write is one round trip; commands sent together share it), and commands
- * naming the run's key prefix seen by a MONITOR connection.
+ * Redis cost of one proxied request with no other request in flight, PROBE_REQUESTS times:
+ * round trips = socket writes on the gateway's Redis command connection (each write is one round
+ * trip; commands sent together share it), commands = INFO commandstats (inside scripts included),
+ * and of those, the ones the gateway sent itself as a Redis MONITOR sees them (naming the prefix).
  */
-async function countRedisRoundTrips(target: Target, gateway: Participant, redisUrl: string, prefix: string) {
-  const connection = new Redis(redisUrl);
+async function probeRedis(target: Target, redis: { url: string; prefix: string; client: Redis }) {
+  const connection = new Redis(redis.url);
   const monitor = await connection.monitor();
-  let commands = 0;
-  let inScripts = 0;
+  // ioredis can take the first lines of a busy MONITOR for replies ("Command queue state error"):
+  // those lines are lost to the count, which only says which commands the gateway sent itself.
+  monitor.on('error', () => undefined);
+  connection.on('error', () => undefined);
+  let sent = 0;
   monitor.on('monitor', (_time: string, args: string[], source: string) => {
-    if (!args.some((arg) => arg.startsWith(prefix))) return;
-    // MONITOR also shows what the Lua scripts call inside Redis; those are no network traffic.
-    if (source === 'lua') inScripts++;
-    else commands++;
+    if (source !== 'lua' && args.some((arg) => arg.startsWith(redis.prefix))) sent++;
   });
-  const before = (await usageOf(gateway)).redisWrites ?? 0;
+  const before = await usageOf(target.process);
+  const statsBefore = await redisStats(redis.client);
   for (let i = 0; i < PROBE_REQUESTS; i++) {
     const res = await request(target.url, { headers: target.headers });
     await res.body.dump();
-    if (res.statusCode !== 200) throw new Error(`round-trip probe: ${target.name} answered ${res.statusCode}`);
+    if (res.statusCode !== 200) throw new Error(`Redis probe: ${target.name} answered ${res.statusCode}`);
   }
-  // The usage count leaves after the response; give the last one time to be written.
+  // Work after the response (usage counts) leaves a moment later.
   await new Promise((resolve) => setTimeout(resolve, 200));
-  const writes = ((await usageOf(gateway)).redisWrites ?? 0) - before;
+  const after = await usageOf(target.process);
+  const delta = redisDelta(statsBefore, await redisStats(redis.client));
   monitor.disconnect();
   connection.disconnect();
   return {
     requests: PROBE_REQUESTS,
-    roundTripsPerRequest: round2(writes / PROBE_REQUESTS),
-    commandsPerRequest: round2(commands / PROBE_REQUESTS),
-    commandsInScriptsPerRequest: round2(inScripts / PROBE_REQUESTS),
-    method:
-      `${PROBE_REQUESTS} requests sent one at a time; round trips = socket writes on the gateway's Redis command connection ` +
-      `(counted in the gateway process), commands = Redis MONITOR lines naming the run's key prefix, sent by the gateway ` +
-      `(commands the Lua scripts run inside Redis are counted apart)`,
+    roundTripsPerRequest: round2(((after.redisWrites ?? 0) - (before.redisWrites ?? 0)) / PROBE_REQUESTS),
+    commandsPerRequest: round2(delta.commands / PROBE_REQUESTS),
+    commandsSentPerRequest: round2(sent / PROBE_REQUESTS),
+    // No Redis CPU here: feeding the MONITOR connection costs Redis more than the commands do.
+    byCommand: Object.fromEntries(Object.entries(delta.byCommand).map(([name, n]) => [name, round2(n / PROBE_REQUESTS)])),
   };
 }
 
@@ -296,6 +342,19 @@ async function streamingMemoryCheck(proxy: Participant, url: string, headers: Re
   return { bytes, complete: bytes === LARGE_BYTES, seconds, rssBeforeMiB: mib(before), rssPeakMiB: mib(peak), rssGrowthMiB: mib(peak - before) };
 }
 
+/** Whether the gateway answers a repeated image request from its cache; the reason when not. */
+async function cacheHitProblem(url: string, headers: Record<string, string>): Promise<string | undefined> {
+  let status = '';
+  for (let i = 0; i < 3; i++) {
+    const res = await request(url, { headers });
+    await res.body.dump();
+    if (res.statusCode !== 200) return `the gateway answered ${res.statusCode}`;
+    status = String(res.headers['x-cache-status'] ?? '');
+    if (status === 'HIT') return undefined;
+  }
+  return `not available: the gateway does not answer X-Cache-Status: HIT on /i/* yet (got ${status ? `"${status}"` : 'no X-Cache-Status'})`;
+}
+
 function mib(bytes: number): number {
   return Math.round((bytes / 1024 / 1024) * 10) / 10;
 }
@@ -310,138 +369,210 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-function ratiosOf(g: Summary, b: Summary) {
-  return {
-    requestsPerSecond: round2(g.requestsPerSecond / b.requestsPerSecond),
-    cpuMicrosPerRequest: round2((g.cpuMicrosPerRequest ?? 0) / (b.cpuMicrosPerRequest ?? 1)),
-    p99DeltaMs: g.p99Ms - b.p99Ms,
-  };
+function nanosDelta(before: Usage, after: Usage): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, figures] of Object.entries(after.timings ?? {})) out[name] = figures.nanos - (before.timings?.[name]?.nanos ?? 0);
+  return out;
 }
-
-/** Prefix of the configured pass-through route of the `gateway-no-auth` target. */
-const PASS_THROUGH_PREFIX = '/passthrough';
-/** Prefix of the configured route with a cache of the `gateway-cache-*` targets. */
-const CACHED_PREFIX = '/cached';
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const startedAt = Date.now();
+  const wanted = TARGETS.filter((t) => !options.targets || options.targets.includes(t.name));
+  const needs = new Set(wanted.map((t) => t.participant));
   const dataDir = mkdtempSync(join(tmpdir(), 'igw-bench-'));
   const database = await prepareDatabase();
   const redis = await prepareRedis().catch(async (error: Error) => {
     await database.cleanup();
     throw error;
   });
-  const participants: Participant[] = [];
+  const participants = new Map<string, Participant>();
+  const stopAll = async () => {
+    for (const participant of [...participants.values()].reverse()) await stop(participant).catch(() => participant.child.kill('SIGKILL'));
+  };
+  // Interrupted (Ctrl-C, a timeout): no participant, private Redis or database outlives the run.
+  const interrupted = (code: number) => {
+    for (const participant of participants.values()) participant.child.kill('SIGKILL');
+    void Promise.allSettled([database.cleanup(), redis.cleanup()]).finally(() => process.exit(code));
+  };
+  process.once('SIGINT', () => interrupted(130));
+  process.once('SIGTERM', () => interrupted(143));
+  process.once('uncaughtException', (error) => {
+    process.stderr.write(`bench failed: ${error.stack ?? error.message}\n`);
+    interrupted(1);
+  });
   try {
-    const backend = await spawnParticipant('backend', 'backend', {});
-    participants.push(backend);
-    const baseline = await spawnParticipant('baseline', 'baseline', { BENCH_UPSTREAM: backend.url });
-    participants.push(baseline);
-    const gatewayConfig = {
+    const backend = await spawnParticipant('backend', 'child.js', ['backend'], {});
+    participants.set('backend', backend);
+    const gatewayConfig = (extra: Record<string, unknown> = {}) => ({
       dataDir,
       database: { url: database.url, poolSize: 10, migrationsRun: true },
       redis: { url: redis.url, keyPrefix: redis.prefix },
-      security: { adminToken: ADMIN_TOKEN, keyPepper: randomBytes(24).toString('base64url'), secretsKey: randomBytes(32).toString('hex') },
+      security: { adminToken: ADMIN_TOKEN, keyPepper: 'bench-pepper-0123456789abcdef', secretsKey: 'ab'.repeat(32) },
       backends: [{ name: 'bench', url: backend.url, weight: 1 }],
       // The IP and route buckets are checked on every request but must not be what is measured.
       rateLimit: { ip: { perMinute: 1_000_000_000 }, routes: { proxy: { perMinute: 1_000_000_000 } } },
       logging: { level: options.logLevel },
-      // The same process and proxy on a configured route without authentication, limits or rewriting.
-      routes: [
-        { name: 'passthrough', path: `${PASS_THROUGH_PREFIX}/*`, upstream: 'imgproxy', auth: 'none', stripPrefix: PASS_THROUGH_PREFIX, methods: ['GET'] },
-        { name: 'cached', path: `${CACHED_PREFIX}/*`, upstream: 'imgproxy', auth: 'api-key', stripPrefix: CACHED_PREFIX, methods: ['GET'], cache: { ttlSeconds: 3600 } },
-      ],
-      // `gateway` measures the proxy path; the cache is measured on the `cached` route.
+      // Measured apart (gateway-cache-hit): the other gateway targets go to the backend every time.
       cache: { enabled: false },
-    };
-    const gateway = await spawnParticipant('gateway', 'gateway', { BENCH_GATEWAY_CONFIG: JSON.stringify(gatewayConfig) });
-    participants.push(gateway);
-    const rssAtStart = (await usageOf(gateway)).rss;
+      // The same process and proxy on a configured route without authentication, limits or rewriting.
+      routes: [{ name: 'passthrough', path: `${PASS_THROUGH_PREFIX}/*`, upstream: 'imgproxy', auth: 'none', stripPrefix: PASS_THROUGH_PREFIX, methods: ['GET'] }],
+      ...extra,
+    });
+    const gatewayNodeOptions = (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+    const spawnGateway = (name: string, config: Record<string, unknown>, workers = 1) =>
+      spawnParticipant(name, 'gateway-child.js', [], { BENCH_GATEWAY_CONFIG: JSON.stringify(config), BENCH_WORKERS: String(workers), [STEP_TIMINGS_ENV]: '1' }, gatewayNodeOptions);
 
-    const apiKey = { 'x-api-key': await createApiKey(gateway.url) };
-    const allTargets: Target[] = [
-      { name: 'direct', url: backend.url + IMAGE_PATH, headers: {}, process: backend },
-      { name: 'baseline', url: baseline.url + IMAGE_PATH, headers: {}, process: baseline },
-      { name: 'gateway', url: `${gateway.url}/i${IMAGE_PATH}`, headers: apiKey, process: gateway },
-      { name: 'gateway-no-auth', url: gateway.url + PASS_THROUGH_PREFIX + IMAGE_PATH, headers: {}, process: gateway },
-      { name: 'gateway-cache-hit', url: gateway.url + CACHED_PREFIX + IMAGE_PATH, headers: apiKey, process: gateway },
-      { name: 'gateway-cache-miss', url: gateway.url + CACHED_PREFIX + IMAGE_PATH, headers: apiKey, process: gateway, uniqueQuery: true },
+    const peers = (['baseline', 'reply-from', 'nest'] as const).filter((name) => needs.has(name));
+    // The first gateway migrates the database alone; the others start on it together.
+    const [first] = await Promise.all([
+      spawnGateway('gateway', gatewayConfig()),
+      ...peers.map(async (name) => participants.set(name, await spawnParticipant(name, 'child.js', [name], { BENCH_UPSTREAM: backend.url }))),
+    ]);
+    participants.set('gateway', first);
+    const others: [string, Record<string, unknown>, number][] = [
+      ['gateway-local-sync', gatewayConfig({ imageRoutes: { header: { rateLimit: { policy: 'local-sync' } } } }), 1],
+      ['gateway-cache', gatewayConfig({ cache: { enabled: true } }), 1],
+      ['gateway-workers-2', gatewayConfig(), 2],
     ];
-    const full = allTargets[2];
-    const targets = allTargets.filter((t) => !options.targets || options.targets.includes(t.name));
+    await Promise.all(
+      others.filter(([name]) => needs.has(name)).map(async ([name, config, workers]) => participants.set(name, await spawnGateway(name, config, workers))),
+    );
+
+    // At rest: started, nothing sent yet.
+    const rssAtRest = new Map<string, number>();
+    for (const [name, participant] of participants) rssAtRest.set(name, (await usageOf(participant)).rss);
+
+    const apiKey = { 'x-api-key': await createApiKey(first.url) };
+    const targets: Target[] = wanted.map((def) => {
+      const owner = participants.get(def.participant)!;
+      return { ...def, process: owner, url: owner.url + def.path, headers: def.key ? apiKey : {} };
+    });
+    const cacheTarget = targets.find((t) => t.name === 'gateway-cache-hit');
+    if (cacheTarget) {
+      cacheTarget.unavailable = await cacheHitProblem(cacheTarget.url, cacheTarget.headers);
+      if (cacheTarget.unavailable) {
+        await stop(cacheTarget.process);
+        participants.delete(cacheTarget.participant);
+      }
+    }
+    const measured = targets.filter((t) => !t.unavailable);
 
     // Warm-up: JIT, connection pools, the key cache, the tenant's month view.
-    for (const target of targets) {
-      const warm = await load(target, options, 2);
+    for (const target of measured) {
+      const warm = await load(target, options, options.warmup);
       if (warm.non2xx > 0 || warm.errors > 0) throw new Error(`${target.name} answered ${warm.non2xx} non-2xx and ${warm.errors} errors while warming up`);
     }
-    const afterWarmUp = await usageOf(gateway);
-    const redisRoundTrips = await countRedisRoundTrips(full, gateway, redis.url, redis.prefix);
-    const memory = {
-      gateway: await streamingMemoryCheck(gateway, `${gateway.url}/i${LARGE_PATH}`, apiKey),
-      baseline: await streamingMemoryCheck(baseline, baseline.url + LARGE_PATH, {}),
-    };
+    const redisProbes: Record<string, Awaited<ReturnType<typeof probeRedis>>> = {};
+    for (const target of measured.filter((t) => t.key)) redisProbes[target.name] = await probeRedis(target, redis);
 
     const samples: Sample[] = [];
     for (let round = 1; round <= options.rounds; round++) {
       // Alternate the order each round so no target always runs right after another.
-      const order = round % 2 ? targets : [...targets].reverse();
+      const order = round % 2 ? measured : [...measured].reverse();
       for (const target of order) {
+        const gatewayProcess = target.route !== undefined;
         const before = await usageOf(target.process);
-        const result = await load(target, options);
+        const statsBefore: RedisStats | undefined = gatewayProcess ? await redisStats(redis.client) : undefined;
+        const { result, peak } = await withPeakRss(target.process, load(target, options, options.duration));
         const after = await usageOf(target.process);
-        const requests = result.requests.total;
+        const delta = statsBefore ? redisDelta(statsBefore, await redisStats(redis.client)) : undefined;
+        const requests = Math.max(1, result.requests.total);
         samples.push({
           target: target.name,
           round,
           requestsPerSecond: Math.round(result.requests.average),
           p50: result.latency.p50,
           p99: result.latency.p99,
-          requests,
+          requests: result.requests.total,
           errors: result.errors,
           non2xx: result.non2xx,
-          cpuMicrosPerRequest: target.name === 'direct' ? undefined : Math.round((after.cpuMicros - before.cpuMicros) / Math.max(1, requests)),
-          rssMiB: mib(after.rss),
-          redisWritesPerRequest:
-            after.redisWrites === undefined ? undefined : round2((after.redisWrites - (before.redisWrites ?? 0)) / Math.max(1, requests)),
+          cpuMicrosPerRequest: Math.round((after.cpuMicros - before.cpuMicros) / requests),
+          rssPeakMiB: mib(peak),
+          redisWritesPerRequest: gatewayProcess ? round2(((after.redisWrites ?? 0) - (before.redisWrites ?? 0)) / requests) : undefined,
+          redisCommandsPerRequest: delta ? round2(delta.commands / requests) : undefined,
+          redisCpuMicrosPerRequest: delta ? round2(delta.cpuMicros / requests) : undefined,
+          timingsNanos: gatewayProcess ? nanosDelta(before, after) : undefined,
         });
         process.stdout.write(
-          `round ${round} ${target.name.padEnd(18)} ${String(Math.round(result.requests.average)).padStart(6)} req/s  p50 ${result.latency.p50} ms  p99 ${result.latency.p99} ms\n`,
+          `round ${round} ${target.name.padEnd(19)} ${String(Math.round(result.requests.average)).padStart(6)} req/s  p50 ${result.latency.p50} ms  p99 ${result.latency.p99} ms\n`,
         );
       }
     }
-    const steady = await usageOf(gateway);
-    // Only collects when the gateway runs with --expose-gc (BENCH_GATEWAY_NODE_OPTIONS).
-    const collected = await usageOf(gateway, true);
+    const atEnd = new Map<string, Usage>();
+    for (const [name, participant] of participants) atEnd.set(name, await usageOf(participant, true));
+    // Last, so the memory it leaves behind (freed chunks V8 has not given back) is in no RSS figure above.
+    const gatewayTarget = measured.find((t) => t.name === 'gateway');
+    const baselineTarget = measured.find((t) => t.name === 'baseline')!;
+    const streaming = gatewayTarget
+      ? {
+          gateway: await streamingMemoryCheck(gatewayTarget.process, `${gatewayTarget.process.url}/i${LARGE_PATH}`, apiKey),
+          baseline: await streamingMemoryCheck(baselineTarget.process, baselineTarget.process.url + LARGE_PATH, {}),
+        }
+      : undefined;
 
-    const summary: Record<string, Summary> = {};
+    const summary: Record<string, TargetSummary> = {};
     for (const t of targets) {
+      if (t.unavailable) {
+        summary[t.name] = { unavailable: t.unavailable };
+        continue;
+      }
       const of = samples.filter((s) => s.target === t.name);
-      const cpu = of.map((s) => s.cpuMicrosPerRequest).filter((v): v is number => v !== undefined);
+      const defined = (pick: (s: Sample) => number | undefined) => of.map(pick).filter((v): v is number => v !== undefined);
+      const redisCommands = defined((s) => s.redisCommandsPerRequest);
+      const redisCpu = defined((s) => s.redisCpuMicrosPerRequest);
+      const writes = defined((s) => s.redisWritesPerRequest);
       summary[t.name] = {
-        requestsPerSecond: median(of.map((s) => s.requestsPerSecond)),
-        p50Ms: median(of.map((s) => s.p50)),
-        p99Ms: median(of.map((s) => s.p99)),
-        cpuMicrosPerRequest: cpu.length ? median(cpu) : undefined,
-        rssMiB: Math.max(...of.map((s) => s.rssMiB)),
+        requestsPerSecond: Math.round(median(of.map((s) => s.requestsPerSecond))),
+        p50Ms: round2(median(of.map((s) => s.p50))),
+        p99Ms: round2(median(of.map((s) => s.p99))),
+        cpuMicrosPerRequest: Math.round(median(of.map((s) => s.cpuMicrosPerRequest))),
+        rssPeakMiB: Math.max(...of.map((s) => s.rssPeakMiB)),
+        rssAtRestMiB: mib(rssAtRest.get(t.participant) ?? 0),
+        processes: atEnd.get(t.participant)?.processes ?? 1,
         errors: of.reduce((n, s) => n + s.errors + s.non2xx, 0),
+        redis: t.route
+          ? {
+              commandsPerRequest: redisCommands.length ? round2(median(redisCommands)) : undefined,
+              cpuMicrosPerRequest: redisCpu.length ? round2(median(redisCpu)) : undefined,
+              socketWritesPerRequest: writes.length ? round2(median(writes)) : undefined,
+              roundTripsPerRequest: redisProbes[t.name]?.roundTripsPerRequest,
+            }
+          : undefined,
       };
     }
-    const ratios: Record<string, ReturnType<typeof ratiosOf>> = {};
-    for (const name of ['gateway', 'gateway-no-auth', 'gateway-cache-hit', 'gateway-cache-miss']) {
-      if (summary[name] && summary.baseline) ratios[name] = ratiosOf(summary[name], summary.baseline);
+    const base = summary.baseline;
+    for (const s of Object.values(summary)) {
+      if (s.requestsPerSecond === undefined || base.requestsPerSecond === undefined) continue;
+      s.ratios = {
+        requestsPerSecond: round2(s.requestsPerSecond / base.requestsPerSecond),
+        cpuMicrosPerRequest: round2(s.cpuMicrosPerRequest! / base.cpuMicrosPerRequest!),
+        p99DeltaMs: round2(s.p99Ms! - base.p99Ms!),
+      };
     }
-    const underLoad = samples.filter((s) => s.target === 'gateway').map((s) => s.redisWritesPerRequest ?? 0);
-    const gatewayMemory = {
-      rssAtStartMiB: mib(rssAtStart),
-      rssAfterWarmUpMiB: mib(afterWarmUp.rss),
-      rssSteadyMiB: mib(steady.rss),
-      rssMaxMiB: Math.max(mib(steady.rss), ...samples.filter((s) => s.target.startsWith('gateway')).map((s) => s.rssMiB)),
-      heapUsedSteadyMiB: mib(steady.heapUsed),
-      afterFullGc: (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').includes('--expose-gc') ? { rssMiB: mib(collected.rss), heapUsedMiB: mib(collected.heapUsed) } : undefined,
-    };
-    const result = {
+
+    // Per-step µs per request over every round, per target whose process keeps step timings.
+    const steps: Record<string, StepFigure[]> = {};
+    for (const t of measured.filter((m) => m.route)) {
+      const of = samples.filter((s) => s.target === t.name);
+      const requests = of.reduce((n, s) => n + s.requests, 0);
+      const totals: Record<string, number> = {};
+      for (const s of of) for (const [name, nanos] of Object.entries(s.timingsNanos ?? {})) totals[name] = (totals[name] ?? 0) + nanos;
+      steps[t.name] = stepBudget(totals, t.route!, requests, summary[t.name].cpuMicrosPerRequest!, summary.baseline.cpuMicrosPerRequest!);
+    }
+
+    const localSync = redisProbes['gateway-local-sync'];
+    const exact = redisProbes.gateway;
+    const notes: string[] = [];
+    if (localSync && exact && localSync.roundTripsPerRequest >= exact.roundTripsPerRequest) {
+      notes.push(
+        `gateway-local-sync: rateLimit.policy local-sync is not honoured by this build yet (${localSync.roundTripsPerRequest} Redis round trips per request, as exact's ${exact.roundTripsPerRequest}).`,
+      );
+    }
+    if (redis.shared) notes.push('Redis: shared server (no redis-server binary to start a private one): its INFO counters include other clients.');
+    for (const t of targets) if (t.unavailable) notes.push(`${t.name}: ${t.unavailable}.`);
+
+    const result: BenchResult = {
       at: new Date(startedAt).toISOString(),
       durationSeconds: Math.round((Date.now() - startedAt) / 1000),
       options,
@@ -449,48 +580,39 @@ async function main(): Promise<void> {
         node: process.version,
         gatewayNodeOptions: process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '',
         database: `fresh database on ${database.server}`,
-        redis: `${redactUrl(redis.url)} prefix ${redis.prefix}`,
+        redis: redis.shared ? `${redactUrl(redis.url)} (shared) prefix ${redis.prefix}` : 'private redis-server started by the run',
         bodyBytes: IMAGE_BYTES,
+        connections: options.connections,
       },
       summary,
-      ratios,
-      targets: { requestsPerSecondRatio: '≥ 0.5 (aim 0.75)', cpuRatio: '≤ 2', p99DeltaMs: '≤ 10', rssMiB: '< 150' },
-      gatewayMemory,
-      redisRoundTrips: { ...redisRoundTrips, socketWritesPerRequestUnderLoad: median(underLoad) },
-      streamingMemoryCheck: memory,
+      steps,
+      redisProbes,
+      notes,
+      streamingMemoryCheck: streaming,
+      memoryAtEnd: Object.fromEntries([...atEnd].map(([name, u]) => [name, { rssMiB: mib(u.rss), heapUsedMiB: mib(u.heapUsed) }])),
       samples,
     };
     const dir = join(projectRoot(), 'bench', 'results');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `bench-${result.at.replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, JSON.stringify(result, null, 2));
+    const markdown = renderMarkdown(result);
+    writeFileSync(join(dir, 'latest.md'), markdown);
+    const complete = !options.targets && targets.every((t) => summary[t.name]);
+    const docsUpdated = options.docs && complete ? updatePerformanceDoc(join(projectRoot(), 'docs', 'performance.md'), result) : false;
 
-    const out = (line: string) => process.stdout.write(`${line}\n`);
-    out('\n                       req/s   p50 ms   p99 ms   CPU µs/req   RSS MiB');
-    for (const [name, s] of Object.entries(summary)) {
-      out(
-        `${name.padEnd(19)} ${String(s.requestsPerSecond).padStart(8)} ${String(s.p50Ms).padStart(8)} ${String(s.p99Ms).padStart(8)} ${String(s.cpuMicrosPerRequest ?? '-').padStart(12)} ${String(s.rssMiB).padStart(9)}`,
+    process.stdout.write(`\n${renderTable(result)}\n`);
+    if (streaming) {
+      process.stdout.write(
+        `64 MiB streamed through the gateway in ${streaming.gateway.seconds.toFixed(2)} s: RSS ${streaming.gateway.rssBeforeMiB} → peak ${streaming.gateway.rssPeakMiB} MiB ` +
+          `(+${streaming.gateway.rssGrowthMiB}), complete: ${streaming.gateway.complete}; baseline +${streaming.baseline.rssGrowthMiB} MiB\n`,
       );
     }
-    for (const [name, r] of Object.entries(ratios)) {
-      out(`${name}/baseline: ${r.requestsPerSecond}× req/s, ${r.cpuMicrosPerRequest}× CPU per request, p99 ${r.p99DeltaMs >= 0 ? '+' : ''}${r.p99DeltaMs} ms`);
-    }
-    out(
-      `gateway RSS: ${gatewayMemory.rssAtStartMiB} MiB at start, ${gatewayMemory.rssAfterWarmUpMiB} after warm-up, ${gatewayMemory.rssSteadyMiB} at the end ` +
-        `(max ${gatewayMemory.rssMaxMiB}; heap used ${gatewayMemory.heapUsedSteadyMiB})` +
-        (gatewayMemory.afterFullGc ? `; after a full GC: RSS ${gatewayMemory.afterFullGc.rssMiB}, heap used ${gatewayMemory.afterFullGc.heapUsedMiB}` : ''),
+    process.stdout.write(
+      `results: ${file}, bench/results/latest.md${docsUpdated ? ', docs/performance.md' : ' (docs/performance.md left as is: a partial run or --no-docs)'}; ${result.durationSeconds} s\n`,
     );
-    out(
-      `Redis per proxied request: ${redisRoundTrips.roundTripsPerRequest} round trips, ${redisRoundTrips.commandsPerRequest} commands ` +
-        `(${redisRoundTrips.method}); under load ${result.redisRoundTrips.socketWritesPerRequestUnderLoad} socket writes per request`,
-    );
-    out(
-      `64 MiB streamed through the gateway in ${memory.gateway.seconds.toFixed(2)} s: RSS ${memory.gateway.rssBeforeMiB} → peak ${memory.gateway.rssPeakMiB} MiB ` +
-        `(+${memory.gateway.rssGrowthMiB} MiB), complete: ${memory.gateway.complete}; baseline +${memory.baseline.rssGrowthMiB} MiB`,
-    );
-    out(`database: ${result.environment.database}; redis: ${result.environment.redis}; result: ${file}`);
   } finally {
-    for (const participant of participants.reverse()) await stop(participant).catch(() => participant.child.kill('SIGKILL'));
+    await stopAll();
     await database.cleanup();
     await redis.cleanup();
   }

@@ -1,8 +1,11 @@
 import 'reflect-metadata';
+import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import type { Logger as PinoInstance } from 'pino';
-import { createGatewayApp } from './bootstrap/app.factory';
+import type { GatewayAppOptions } from './bootstrap/app.factory';
+import { ClusterPrimary } from './bootstrap/cluster-primary';
+import { DEV_WORKER_URL_ENV, WORKER_INDEX_ENV, applyWorkerShare, clusterProblem } from './bootstrap/cluster-plan';
 import { startDevWorkerIfWanted } from './bootstrap/dev-worker';
 import { LISTEN_ERRORS, describeListenProblem, listenProblem } from './bootstrap/listen-check';
 import { ConfigError, loadConfig, type LoadedConfig } from './config/config.loader';
@@ -12,6 +15,7 @@ import { runMigrations } from './database/migration-runner';
 import { installGracefulShutdown } from './bootstrap/graceful-shutdown';
 import { GatewayLogger } from './logging/gateway-logger';
 import { createBootLogger, createRootLogger } from './logging/logging.options';
+import { serveWorkerMetrics } from './metrics/cluster-metrics';
 
 // Every line is pino JSON from the first one on: before the configuration exists (it may be the
 // problem) a logger at info, then the configuration's own, which Nest's Logger also writes to.
@@ -31,9 +35,15 @@ async function bootstrap(): Promise<void> {
   const { config, generated } = loaded;
   log = createRootLogger(config);
   Logger.overrideLogger(GatewayLogger.over(log));
+  if (cluster.isWorker) return startWorker(loaded);
   const logger = new Logger('Bootstrap');
   announceAdminToken(config, generated, logger);
-  const { port, host } = config.server;
+  const clustered = clusterProblem(config);
+  if (clustered) {
+    logger.error(clustered);
+    return exit(78);
+  }
+  const { port, host, workers } = config.server;
   const taken = await listenProblem(port, host);
   if (taken) {
     logger.error(describeListenProblem(taken, host, port));
@@ -49,6 +59,7 @@ async function bootstrap(): Promise<void> {
     config.database.poolSize = 1;
     logger.warn(`DATABASE_URL is not set: using the embedded PostgreSQL in ${config.database.embeddedDir} (development only).`);
   }
+  // Once, before any worker exists: workers never migrate.
   if (config.database.migrationsRun) {
     const { applied } = await runMigrations(config.database.url);
     if (applied.length) logger.log(`migrations applied: ${applied.join(', ')}`);
@@ -60,7 +71,9 @@ async function bootstrap(): Promise<void> {
     await embedded?.close();
   };
 
-  const app = await createGatewayApp(config, { source: loaded.source });
+  if (workers > 1) return startPrimary(config, devWorker?.url, stopHelpers, logger);
+
+  const app = await createApp(config, { source: loaded.source });
   installGracefulShutdown(app, config, stopHelpers);
   try {
     await app.listen(port, host);
@@ -75,6 +88,56 @@ async function bootstrap(): Promise<void> {
   }
   const url = await app.getUrl();
   logger.log(`imgproxy-gateway listening on ${url} (admin API ${url}/admin/v1, docs ${url}/docs)`);
+}
+
+/**
+ * WORKERS > 1: this process only supervises (docs/performance.md, Multi-core). The workers load
+ * the same configuration; what the primary decided at run time (the development worker) goes to
+ * them in their environment.
+ */
+async function startPrimary(config: GatewayConfig, devWorkerUrl: string | undefined, stopHelpers: () => Promise<void>, logger: Logger): Promise<void> {
+  const { port, host, workers } = config.server;
+  const primary = new ClusterPrimary({
+    workers,
+    shutdownTimeoutMs: config.server.shutdownTimeoutMs,
+    logger: new Logger('Cluster'),
+    env: devWorkerUrl ? { [DEV_WORKER_URL_ENV]: devWorkerUrl } : {},
+  });
+  primary.installSignals(stopHelpers);
+  try {
+    await primary.start();
+  } catch (error) {
+    logger.error(`imgproxy-gateway failed to start: ${(error as Error).message}`);
+    await stopHelpers().catch(() => undefined);
+    return exit(1);
+  }
+  const url = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
+  logger.log(`imgproxy-gateway listening on ${url} with ${workers} workers (pids ${primary.pids().join(', ')}; admin API ${url}/admin/v1, docs ${url}/docs)`);
+}
+
+/** One worker of WORKERS > 1: the whole gateway, on the port the primary shares. */
+async function startWorker(loaded: LoadedConfig): Promise<void> {
+  const { config } = loaded;
+  const index = Number(process.env[WORKER_INDEX_ENV] ?? 0);
+  const logger = new Logger(`Worker ${index}`);
+  // First, so the primary's merge can reach this worker as soon as it listens.
+  serveWorkerMetrics();
+  applyWorkerShare(config, index, process.env[DEV_WORKER_URL_ENV]);
+  if (!config.database.url) throw new Error('a worker needs DATABASE_URL');
+  const app = await createApp(config, { source: loaded.source });
+  installGracefulShutdown(app, config, async () => undefined);
+  await app.listen(config.server.port, config.server.host);
+  logger.log(`worker ${index} listening (pid ${process.pid})`);
+}
+
+/**
+ * The application, loaded only where it runs: a WORKERS primary only supervises, and the whole
+ * application's modules would add about as much memory to it as to each worker.
+ */
+function createApp(config: GatewayConfig, options: GatewayAppOptions) {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createGatewayApp } = require('./bootstrap/app.factory') as typeof import('./bootstrap/app.factory');
+  return createGatewayApp(config, options);
 }
 
 /**

@@ -68,12 +68,17 @@ export async function startDevWorkerIfWanted(config: GatewayConfig, logger: Pick
     logger.error(`development worker not started: ${(error as Error).message}; image requests answer 503 until a backend is added`);
     return undefined;
   }
-  config.backends.push({ name: DEV_WORKER_BACKEND, url: worker.url, weight: 1, enabled: true, pool: 'imgproxy' });
+  addDevWorkerBackend(config, worker.url);
   logger.log(
     `no backend configured: started the built-in development worker as backend "${DEV_WORKER_BACKEND}" on ${worker.url} ` +
       `(pid ${worker.pid}, root ${root}); set BACKENDS or POST /admin/v1/backends to use imgproxy instead`
   );
   return worker;
+}
+
+/** Seeds the running development worker as backend `dev-worker` (every worker of a cluster does it too). */
+export function addDevWorkerBackend(config: GatewayConfig, url: string): void {
+  config.backends.push({ name: DEV_WORKER_BACKEND, url, weight: 1, enabled: true, pool: 'imgproxy' });
 }
 
 async function backendNames(databaseUrl: string): Promise<string[]> {

@@ -16,6 +16,7 @@ import { jsonNestingExceeds } from '../common/http/json-body';
 import { RandomHexPool } from '../common/http/random-hex';
 import { needsSecurityHeaders, applySecurityHeaders } from '../common/http/security-headers';
 import { requestIdFor } from '../common/http/request-id';
+import { SECTION, outsideChain } from '../gateway/step-timings';
 
 /**
  * Nest's Fastify adapter with the gateway's JSON body parser in place of Nest's own (registered
@@ -74,11 +75,16 @@ export function installRequestHooks(fastify: FastifyInstance, config: GatewayCon
   const ids = { span: () => random.next(8), trace: () => random.next(16) };
   const checks = earlyChecksOf(fastify);
   fastify.decorateRequest('gw', null as unknown as GatewayContext);
+  // Only with GATEWAY_STEP_TIMINGS=1 (the benchmark's budget per step).
+  const timings = outsideChain;
+  const contextSection = timings?.section(SECTION.context) ?? 0;
   fastify.addHook('onRequest', (request, reply, done) => {
+    const started = timings ? process.hrtime.bigint() : 0n;
     const state = contextFor(request.raw, request.id, trustedProxies, ids);
     request.gw = state;
     (request.raw as RawWithState).gw = state;
     reply.header('x-request-id', request.id);
+    if (timings) timings.lap(contextSection, started);
     for (let i = 0; i < checks.length; i++) {
       const refusal = checks[i](state);
       if (refusal !== undefined) {

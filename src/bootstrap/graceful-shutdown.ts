@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { Logger } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { GatewayConfig } from '../config/gateway-config';
@@ -36,5 +37,9 @@ export function installGracefulShutdown(app: NestFastifyApplication, config: Gat
       process.exit(1);
     }
   };
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void stop(signal));
+  // A worker of WORKERS > 1 gets the signal from its primary and often from its process group
+  // too (Ctrl-C, `kill -- -pgid`): the repeat must not kill it mid-drain. A single process keeps
+  // the default for a repeat, so a second Ctrl-C still ends it at once.
+  const listen = cluster.isWorker ? process.on.bind(process) : process.once.bind(process);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) listen(signal, () => void stop(signal));
 }

@@ -54,9 +54,10 @@ describe('loadConfig', () => {
         RATE_LIMIT_IP_PER_MINUTE: '50',
         RATE_LIMIT_PROXY_PER_MINUTE: '700',
         LOG_LEVEL: 'debug',
+        WORKERS: '4',
       },
     });
-    expect(config.server).toMatchObject({ port: 9090, host: '127.0.0.1', trustedProxies: ['10.0.0.0/8', '192.168.0.0/16'] });
+    expect(config.server).toMatchObject({ port: 9090, host: '127.0.0.1', trustedProxies: ['10.0.0.0/8', '192.168.0.0/16'], workers: 4 });
     expect(config.database.url).toBe('postgres://u@db:5432/gw');
     expect(config.redis.url).toBe('redis://cache:6379');
     expect(config.imgproxy).toMatchObject({ key: 'abcd', salt: '0102' });

@@ -23,6 +23,7 @@ const ENV_KEYS: Record<string, { path: string; kind: 'string' | 'int' | 'list' |
   PORT: { path: 'server.port', kind: 'int' },
   HOST: { path: 'server.host', kind: 'string' },
   TRUSTED_PROXIES: { path: 'server.trustedProxies', kind: 'list' },
+  WORKERS: { path: 'server.workers', kind: 'int' },
   DATABASE_URL: { path: 'database.url', kind: 'string' },
   REDIS_URL: { path: 'redis.url', kind: 'string' },
   REDIS_KEY_PREFIX: { path: 'redis.keyPrefix', kind: 'string' },

@@ -35,6 +35,11 @@ export class ServerConfig {
   @IsInt() @Min(1024) jsonBodyLimitBytes = 1_048_576;
   /** Reload routes and upstreams when a configuration file changes (SIGHUP always reloads). */
   @IsBoolean() watchConfigFiles = true;
+  /**
+   * Worker processes on one port (node:cluster): 1 runs the gateway in this process; more fork
+   * that many workers, each a whole gateway, with /metrics merged (docs/performance.md).
+   */
+  @IsInt() @Min(1) @Max(64) workers = 1;
 }
 
 export class DatabaseConfig {

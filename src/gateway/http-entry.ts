@@ -10,6 +10,7 @@ import { requestIdFor } from '../common/http/request-id';
 import { RandomHexPool } from '../common/http/random-hex';
 import { CidrMatcher } from '../common/net/cidr';
 import { GatewayConfig } from '../config/gateway-config';
+import { chainNanos, outsideChain, timeRequestEntry } from './step-timings';
 import { contextFor } from './context';
 import { GatewayService } from './gateway.service';
 import { UNMATCHED_ROUTE } from './request-observer';
@@ -64,6 +65,7 @@ export class GatewayHttpEntry implements OnModuleInit {
     });
     this.gateway.nestMethodsAt = (url) => allowedMethods(fastify, url);
     const server = fastify.server as Server;
+    if (outsideChain) timeRequestEntry(server, outsideChain, () => chainNanos(this.gateway.current()));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head, fastify));
   }
 

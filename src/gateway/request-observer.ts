@@ -3,6 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RawWithState, RequestState } from './context';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
+import { SECTION, type SectionTimings, outsideChain } from './step-timings';
 
 /** nginx's "client closed request": the status recorded when the client went away first. */
 export const CLIENT_CLOSED_STATUS = 499;
@@ -41,6 +42,9 @@ export interface RequestLifecycleListener {
 export class RequestObserver implements OnModuleInit {
   private readonly listeners: RequestLifecycleListener[] = [];
   private readonly logger = new Logger('RequestObserver');
+  /** Only with GATEWAY_STEP_TIMINGS=1 (the benchmark): the response-end sections, then one per listener. */
+  private readonly timings: SectionTimings | undefined = outsideChain;
+  private readonly sections = this.timings ? { endHooks: this.timings.section(SECTION.endHooks), metrics: this.timings.section(SECTION.metrics), listeners: [] as number[] } : undefined;
 
   constructor(
     private readonly adapterHost: HttpAdapterHost,
@@ -49,6 +53,7 @@ export class RequestObserver implements OnModuleInit {
 
   subscribe(listener: RequestLifecycleListener): void {
     this.listeners.push(listener);
+    this.sections?.listeners.push(this.timings!.section(`response end: ${LISTENER_SECTIONS[listener.constructor.name] ?? listener.constructor.name}`));
   }
 
   onModuleInit(): void {
@@ -74,25 +79,30 @@ export class RequestObserver implements OnModuleInit {
   }
 
   private finished(request: FastifyRequest, reply: FastifyReply): void {
+    const timings = this.timings;
+    let mark = timings ? process.hrtime.bigint() : 0n;
     this.metrics.requestEnded();
     const state = request.gw;
     const aborted = !reply.raw.writableFinished;
     // The request's own end-of-response work first (usage, upstream release), then observers.
     state.runEndHooks(aborted, (error) => this.listenerFailed(error, state));
+    if (timings) mark = timings.lap(this.sections!.endHooks, mark);
     const status = aborted ? CLIENT_CLOSED_STATUS : reply.raw.statusCode;
     const routeTemplate = state.routeTemplate ?? routeTemplateOf(request.raw as RawWithState);
     const durationSeconds = Number(process.hrtime.bigint() - state.startedAt) / 1e9;
     this.metrics.requestObserved(routeTemplate, request.method, status, durationSeconds, state.auth?.tenantId);
     if (state.bytesIn) this.metrics.bytes('in', state.bytesIn);
     if (state.bytesOut) this.metrics.bytes('out', state.bytesOut);
+    if (timings) mark = timings.lap(this.sections!.metrics, mark);
     if (this.listeners.length === 0) return;
     const finished: FinishedRequest = { request, state, routeTemplate, status, aborted, durationSeconds };
-    for (const listener of this.listeners) {
+    for (let i = 0; i < this.listeners.length; i++) {
       try {
-        listener.requestFinished?.(finished);
+        this.listeners[i].requestFinished?.(finished);
       } catch (error) {
         this.listenerFailed(error, state);
       }
+      if (timings) mark = timings.lap(this.sections!.listeners[i], mark);
     }
   }
 
@@ -101,6 +111,13 @@ export class RequestObserver implements OnModuleInit {
     this.logger.error({ requestId: state.requestId, traceId: state.traceId, err: error }, 'request observer listener failed');
   }
 }
+
+/** Budget-table names of the observers (docs/performance.md). */
+const LISTENER_SECTIONS: Record<string, string> = {
+  RequestLineLogger: 'log line',
+  RequestLogService: 'request-log queue',
+  TracingService: 'tracing',
+};
 
 /** The route template recorded when the request started (logging sees only the raw request). */
 export function routeTemplateOf(raw: RawWithState): string {

@@ -83,8 +83,8 @@ function imageRoute(config: GatewayConfig, mode: 'header' | 'signed'): RouteSpec
     limits: {
       // Both image routes draw on the one `proxy` capacity bucket of rateLimit.routes.
       bucket: HEADER_MODE_ROUTE,
-      capacity: extra.rateLimit?.by === 'route' ? windowOf(extra.rateLimit) : { perMinute: capacity.perMinute, perHour: capacity.perHour, burst: capacity.burst },
-      perCaller: extra.rateLimit && extra.rateLimit.by !== 'route' ? windowOf(extra.rateLimit) : capacity.perCaller,
+      capacity: (extra.rateLimit?.by === 'route' ? windowOf(extra.rateLimit) : undefined) ?? { perMinute: capacity.perMinute, perHour: capacity.perHour, burst: capacity.burst },
+      perCaller: (extra.rateLimit && extra.rateLimit.by !== 'route' ? windowOf(extra.rateLimit) : undefined) ?? capacity.perCaller,
       policy: extra.rateLimit?.policy ?? capacity.policy,
     },
     countsTowardQuota: true,
@@ -126,7 +126,9 @@ function configuredRoute(config: GatewayConfig, route: RouteConfig): RouteSpec {
   };
 }
 
-function windowOf(limit: RouteRateLimitConfig): WindowLimits {
+/** The figures of a rate-limit block, or undefined when it names none (only a policy, say). */
+function windowOf(limit: RouteRateLimitConfig): WindowLimits | undefined {
+  if (limit.perMinute === undefined && limit.perHour === undefined) return undefined;
   return { perMinute: limit.perMinute, perHour: limit.perHour, burst: limit.burst };
 }
 

@@ -1,5 +1,5 @@
 import { Injectable, Optional } from '@nestjs/common';
-import { Counter, Gauge, Histogram, Registry, register as defaultRegistry } from 'prom-client';
+import { type Aggregator, Counter, Gauge, Histogram, Registry, register as defaultRegistry } from 'prom-client';
 import { GatewayConfig } from '../config/gateway-config';
 
 /** `gateway_circuit_state` values: 0 closed, 1 half-open, 2 open. */
@@ -65,9 +65,11 @@ export class GatewayMetrics {
     this.requests = counter(r, 'gateway_requests_total', 'Requests answered, by route template, method and status.', ['route', 'method', 'status']);
     this.requestDuration = histogram(r, 'gateway_request_duration_seconds', 'Time from the first byte of the request to the end of the response.', ['route', 'method', 'status'], REQUEST_BUCKETS);
     this.upstreamDuration = histogram(r, 'gateway_upstream_duration_seconds', 'Time until a backend answered with response headers, per attempt.', ['backend'], UPSTREAM_BUCKETS);
-    this.backendUp = gauge(r, 'gateway_backend_up', '1 when the backend passes its active health checks, else 0.', ['backend', 'pool']);
-    this.backendWeight = gauge(r, 'gateway_backend_weight', 'Configured balancer weight of the backend (0 when disabled).', ['backend', 'pool']);
-    this.circuit = gauge(r, 'gateway_circuit_state', 'Circuit breaker state: 0 closed, 1 half-open, 2 open.', ['backend']);
+    // With several workers each one probes and breaks circuits on its own; the merged scrape
+    // (cluster-metrics.ts) shows the worst view: down if any worker sees it down, the most open circuit.
+    this.backendUp = gauge(r, 'gateway_backend_up', '1 when the backend passes its active health checks, else 0.', ['backend', 'pool'], 'min');
+    this.backendWeight = gauge(r, 'gateway_backend_weight', 'Configured balancer weight of the backend (0 when disabled).', ['backend', 'pool'], 'max');
+    this.circuit = gauge(r, 'gateway_circuit_state', 'Circuit breaker state: 0 closed, 1 half-open, 2 open.', ['backend'], 'max');
     this.retries = counter(r, 'gateway_retries_total', 'Requests retried on another backend after a failure of this one.', ['backend']);
     this.circuitPanics = counter(
       r,
@@ -221,8 +223,9 @@ function counter<L extends string>(r: Registry, name: string, help: string, labe
   return (r.getSingleMetric(name) as Counter<L> | undefined) ?? new Counter({ name, help, labelNames, registers: [r] });
 }
 
-function gauge<L extends string>(r: Registry, name: string, help: string, labelNames: L[]): Gauge<L> {
-  return (r.getSingleMetric(name) as Gauge<L> | undefined) ?? new Gauge({ name, help, labelNames, registers: [r] });
+/** `aggregator`: how the merged scrape of several workers combines this gauge (summed by default). */
+function gauge<L extends string>(r: Registry, name: string, help: string, labelNames: L[], aggregator?: Aggregator): Gauge<L> {
+  return (r.getSingleMetric(name) as Gauge<L> | undefined) ?? new Gauge({ name, help, labelNames, registers: [r], ...(aggregator ? { aggregator } : {}) });
 }
 
 function histogram<L extends string>(r: Registry, name: string, help: string, labelNames: L[], buckets: number[]): Histogram<L> {

@@ -1,13 +1,20 @@
+import cluster from 'node:cluster';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Controller, Get, Headers, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { SkipThrottle } from '@nestjs/throttler';
 import { PrometheusController } from '@willsoto/nestjs-prometheus';
 import type { FastifyReply } from 'fastify';
+import { register } from 'prom-client';
 import { GatewayConfig } from '../config/gateway-config';
 import { GatewayException } from '../common/errors/gateway.exception';
+import { refusals } from '../common/errors/refusals';
+import { mergedMetrics } from './cluster-metrics';
 
-/** Prometheus scrape endpoint; optionally behind `metrics.token`, never rate limited. */
+/**
+ * Prometheus scrape endpoint; optionally behind `metrics.token`, never rate limited. In a worker of
+ * WORKERS > 1 it answers with every worker's metrics merged by the primary (cluster-metrics.ts).
+ */
 @ApiExcludeController()
 @SkipThrottle()
 @Controller()
@@ -25,7 +32,11 @@ export class MetricsController extends PrometheusController {
       const token = /^Bearer\s+(.+)$/i.exec(authorization ?? '')?.[1] ?? '';
       if (!timingSafeEqual(digest(token), this.expected)) throw new GatewayException('unauthorized', 'A valid metrics token is required.');
     }
-    return super.index(response);
+    if (!cluster.isWorker) return super.index(response);
+    response.header('Content-Type', register.contentType);
+    return mergedMetrics().catch((error: Error) => {
+      throw refusals.unavailable(1, `The merged metrics are not available: ${error.message}`);
+    });
   }
 }
 
