@@ -1,7 +1,5 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 
 export interface EmbeddedPostgres {
   url: string;
@@ -14,6 +12,9 @@ export interface EmbeddedPostgres {
  * For a first run and the demo only: queries run one at a time and sessions share state.
  */
 export async function startEmbeddedPostgres(dir: string): Promise<EmbeddedPostgres> {
+  // Loaded only when used: a gateway with DATABASE_URL never pays PGlite's memory.
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   const dataDir = resolve(dir);
   mkdirSync(dataDir, { recursive: true });
   const db = await PGlite.create(dataDir);
